@@ -132,4 +132,3 @@ func BadSignatureCSR(t testing.TB) []byte {
 	out[len(out)-1] ^= 0x01 // Ed25519 signatures end the DER; flip the last signature byte
 	return out
 }
-
