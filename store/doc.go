@@ -1,0 +1,48 @@
+// Package store persists the certificate authority's state: the ledger of
+// issued certificates, enrollment tokens, API keys and the audit log.
+//
+// It is the storage authority in Boulder's sense: it decides nothing and
+// only records, atomically, what its callers have decided. It imports none
+// of the project's other packages.
+//
+// A Store runs on SQLite (the default, pure Go, no cgo) or PostgreSQL:
+//
+//	s, err := store.Open(ctx, store.Config{Driver: "sqlite", DSN: "/var/lib/workerca/workerca.db"})
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//
+//	err = s.RecordIssuance(ctx, store.Issuance{
+//		Certificate:      cert,
+//		TokenID:          tokenID,
+//		MaxActiveWorkers: 100,
+//		Now:              now,
+//		Audit:            store.AuditEvent{Actor: "token:" + tokenID, Action: "certificate.issued", Target: cert.Serial},
+//	})
+//	switch {
+//	case errors.Is(err, store.ErrTokenUsed): // the token was consumed by someone else
+//	case errors.Is(err, store.ErrPoolFull): // the pool's cap is reached
+//	}
+//
+// Open applies the package's versioned, hand-written SQL migrations and
+// refuses a database whose schema is newer than it knows (ErrSchemaTooNew).
+//
+// # Time
+//
+// The package never reads the clock: every operation that needs the
+// current time takes it from its caller. Times are stored in UTC, truncated
+// to microseconds (PostgreSQL's precision), and read back as UTC. On
+// SQLite they are stored as fixed-width text, "2006-01-02
+// 15:04:05.000000+00:00", so that SQL comparisons and ORDER BY on the text
+// agree with time order to the microsecond. Methods that write a model
+// normalize its times in place, so after a successful write the caller's
+// value equals what a later read returns.
+//
+// # Errors
+//
+// Failures the caller can act on are reported with the sentinel errors
+// (ErrNotFound, ErrTokenUsed, ErrTokenExpired, ErrPoolFull, ErrDuplicate,
+// ErrSchemaTooNew), wrapped with a "store: " prefix and checked with
+// errors.Is. Any other error is a database failure that is none of them.
+package store

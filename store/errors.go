@@ -1,0 +1,52 @@
+package store
+
+import (
+	"errors"
+
+	gosqlite "github.com/glebarez/go-sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var (
+	// ErrNotFound reports that the requested row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrTokenUsed reports that an enrollment token was already consumed.
+	ErrTokenUsed = errors.New("enrollment token already used")
+	// ErrTokenExpired reports that an enrollment token expired before it
+	// was used.
+	ErrTokenExpired = errors.New("enrollment token expired")
+	// ErrPoolFull reports that issuing would exceed a pool's cap on active
+	// workers.
+	ErrPoolFull = errors.New("pool has reached its maximum number of active workers")
+	// ErrDuplicate reports that an insert violated a unique constraint,
+	// such as an existing certificate serial or token id.
+	ErrDuplicate = errors.New("duplicate")
+	// ErrSchemaTooNew reports that the database was migrated by a newer
+	// version of this program than the one running.
+	ErrSchemaTooNew = errors.New("database schema is newer than this program supports")
+)
+
+// SQLite extended result codes for unique violations
+// (https://www.sqlite.org/rescode.html).
+const (
+	sqliteConstraintPrimaryKey = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
+	sqliteConstraintUnique     = 2067 // SQLITE_CONSTRAINT_UNIQUE
+)
+
+// pgUniqueViolation is PostgreSQL's SQLSTATE unique_violation.
+const pgUniqueViolation = "23505"
+
+// isUniqueViolation reports whether err is a unique or primary key
+// violation on either database.
+func isUniqueViolation(err error) bool {
+	var sqliteErr *gosqlite.Error
+	if errors.As(err, &sqliteErr) {
+		c := sqliteErr.Code()
+		return c == sqliteConstraintPrimaryKey || c == sqliteConstraintUnique
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == pgUniqueViolation
+	}
+	return false
+}

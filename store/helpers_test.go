@@ -1,0 +1,81 @@
+package store_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/workerca/workerca/store"
+)
+
+// errAny stands for "an error that is none of the sentinels".
+var errAny = errors.New("any non-sentinel error")
+
+func sentinels() []error {
+	return []error{store.ErrNotFound, store.ErrTokenUsed, store.ErrTokenExpired,
+		store.ErrPoolFull, store.ErrDuplicate, store.ErrSchemaTooNew}
+}
+
+// checkErr asserts err matches want: nil, a sentinel (with the "store: "
+// prefix and no other sentinel), or errAny.
+func checkErr(t *testing.T, err, want error) {
+	t.Helper()
+	switch {
+	case want == nil:
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		return
+	case err == nil:
+		t.Fatalf("err = nil, want %v", want)
+	case want == errAny:
+		for _, s := range sentinels() {
+			if errors.Is(err, s) {
+				t.Fatalf("err = %v, want a non-sentinel error", err)
+			}
+		}
+	default:
+		if !errors.Is(err, want) {
+			t.Fatalf("err = %v, want %v", err, want)
+		}
+		for _, s := range sentinels() {
+			if s != want && errors.Is(err, s) {
+				t.Fatalf("err = %v also matches %v", err, s)
+			}
+		}
+	}
+	if msg := err.Error(); len(msg) < 7 || msg[:7] != "store: " {
+		t.Errorf("error %q lacks the \"store: \" prefix", msg)
+	}
+}
+
+func timeEq(a, b time.Time) bool { return a.Equal(b) && a.Location() == time.UTC }
+
+func ptrTimeEq(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return timeEq(*a, *b)
+}
+
+func assertCertEqual(t *testing.T, got, want *store.Certificate) {
+	t.Helper()
+	if got.Serial != want.Serial || got.WorkerID != want.WorkerID || got.Pool != want.Pool ||
+		got.SPIFFEID != want.SPIFFEID || got.SPKISHA256 != want.SPKISHA256 || got.Method != want.Method ||
+		got.EnrollmentID != want.EnrollmentID || got.AttestationSubject != want.AttestationSubject ||
+		got.Evidence != want.Evidence || got.ParentSerial != want.ParentSerial || !bytes.Equal(got.DER, want.DER) {
+		t.Errorf("certificate = %+v\nwant %+v", got, want)
+	}
+	if !timeEq(got.NotBefore, want.NotBefore) || !timeEq(got.NotAfter, want.NotAfter) ||
+		!timeEq(got.IssuedAt, want.IssuedAt) || !timeEq(got.RetainUntil, want.RetainUntil) ||
+		!ptrTimeEq(got.RevokedAt, want.RevokedAt) || !ptrTimeEq(got.InvalidityDate, want.InvalidityDate) {
+		t.Errorf("certificate times = %v %v %v %v %v %v\nwant %v %v %v %v %v %v",
+			got.NotBefore, got.NotAfter, got.IssuedAt, got.RetainUntil, got.RevokedAt, got.InvalidityDate,
+			want.NotBefore, want.NotAfter, want.IssuedAt, want.RetainUntil, want.RevokedAt, want.InvalidityDate)
+	}
+	if (got.RevocationReason == nil) != (want.RevocationReason == nil) ||
+		(got.RevocationReason != nil && *got.RevocationReason != *want.RevocationReason) {
+		t.Errorf("revocation reason = %v, want %v", got.RevocationReason, want.RevocationReason)
+	}
+}
