@@ -1,0 +1,51 @@
+package enroll
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/workerca/workerca/ca"
+)
+
+// Enrollment methods.
+const (
+	MethodToken = "token"
+)
+
+// Pool is one worker pool's runtime policy.
+type Pool struct {
+	// Profile renders and constrains the pool's certificates; its name is
+	// the pool's name.
+	Profile *ca.Profile
+	// MaxActiveWorkers caps the distinct workers holding an unexpired,
+	// unrevoked certificate; 0 means no cap.
+	MaxActiveWorkers int
+	// Methods lists the enrollment methods the pool accepts.
+	Methods []string
+}
+
+// Name returns the pool's name.
+func (p Pool) Name() string { return p.Profile.Name() }
+
+func (p Pool) allows(method string) bool { return slices.Contains(p.Methods, method) }
+
+// KnownMethods lists the methods this build can verify.
+func KnownMethods() []string { return []string{MethodToken} }
+
+func checkPool(p Pool) error {
+	if p.Profile == nil {
+		return fmt.Errorf("enroll: pool without profile")
+	}
+	if p.MaxActiveWorkers < 0 {
+		return fmt.Errorf("enroll: pool %s: max_active_workers must not be negative", p.Name())
+	}
+	if len(p.Methods) == 0 {
+		return fmt.Errorf("enroll: pool %s: no enrollment methods", p.Name())
+	}
+	for _, m := range p.Methods {
+		if !slices.Contains(KnownMethods(), m) {
+			return fmt.Errorf("enroll: pool %s: unknown enrollment method %q (known: %v)", p.Name(), m, KnownMethods())
+		}
+	}
+	return nil
+}
