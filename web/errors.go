@@ -1,0 +1,112 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/store"
+)
+
+// Error is an answer with a status and a stable snake_case code; handlers
+// return it for refusals that are the edge's own (bad content type, missing
+// credential, ...). Domain errors are mapped by problem.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func newError(status int, code, msg string) *Error {
+	return &Error{Status: status, Code: code, Message: msg}
+}
+
+// problem is the one place where an error becomes an HTTP status and a
+// stable code. Unknown errors become a generic 500; their detail goes to
+// the log, never to the caller.
+func problem(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound:
+			return newError(http.StatusNotFound, "not_found", "no such route")
+		case http.StatusMethodNotAllowed:
+			return newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+		case http.StatusRequestEntityTooLarge:
+			return newError(http.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
+		}
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
+	}
+	type m = struct {
+		target error
+		status int
+		code   string
+		msg    string
+	}
+	for _, x := range []m{
+		{ca.ErrBadCSR, http.StatusBadRequest, "bad_csr", "the certificate request does not parse or its signature does not verify"},
+		{ca.ErrKeyNotAllowed, http.StatusBadRequest, "key_not_allowed", "the request's key type or size is not allowed by the pool"},
+		{enroll.ErrTokenInvalid, http.StatusUnauthorized, "token_invalid", "the enrollment token is not valid"},
+		{enroll.ErrTokenExpired, http.StatusUnauthorized, "token_expired", "the enrollment token has expired"},
+		{enroll.ErrTokenUsed, http.StatusUnauthorized, "token_used", "the enrollment token was already used"},
+		{enroll.ErrPoolFull, http.StatusConflict, "pool_full", "the pool has reached its maximum of active workers"},
+		{enroll.ErrMethodNotAllowed, http.StatusForbidden, "method_not_allowed_for_pool", "the pool does not accept this enrollment method"},
+		{enroll.ErrUnknownPool, http.StatusBadRequest, "unknown_pool", "no such pool"},
+		{enroll.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", ""},
+		{enroll.ErrLedgerUnavailable, http.StatusServiceUnavailable, "ledger_unavailable", "the ledger is unavailable; no certificate was issued, retry later"},
+		{store.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
+	} {
+		if errors.Is(err, x.target) {
+			msg := x.msg
+			if msg == "" {
+				msg = err.Error()
+			}
+			return newError(x.status, x.code, msg)
+		}
+	}
+	return newError(http.StatusInternalServerError, "internal_error", "internal error")
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// errorHandler is echo's HTTPErrorHandler: every error leaves as JSON.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := problem(err)
+	level := slog.LevelInfo
+	if p.Status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(c.Request().Context(), level, "request refused",
+		slog.String("request_id", requestID(c)), slog.String("code", p.Code),
+		slog.Int("status", p.Status), slog.String("detail", err.Error()))
+	var body errorBody
+	body.Error.Code, body.Error.Message = p.Code, p.Message
+	if p.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="workerca"`)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(p.Status)
+		return
+	}
+	_ = c.JSON(p.Status, body)
+}

@@ -1,0 +1,275 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/store"
+)
+
+// MaxBodyBytes caps every request body (64 KiB).
+const MaxBodyBytes = 64 << 10
+
+// Store is what the HTTP edge reads and writes directly: API keys and
+// ledger rows. Issuance goes through package enroll.
+type Store interface {
+	keyReader
+	keyCreator
+	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string, at time.Time, audit store.AuditEvent) error
+	Certificate(ctx context.Context, serial string) (*store.Certificate, error)
+	Ping(ctx context.Context) error
+}
+
+// Config wires a Server.
+type Config struct {
+	// Enroll is the registration authority. Required.
+	Enroll *enroll.Service
+	// Store holds API keys and the ledger. Required.
+	Store Store
+	// Roots is the trust bundle served at /v1/bundle. Required.
+	Roots []*x509.Certificate
+	// Intermediates are served at /v1/intermediates. Required.
+	Intermediates []*x509.Certificate
+	// Metrics is the Prometheus registry; nil makes a fresh one.
+	Metrics *Metrics
+	// Logger receives JSON request logs; nil means discard.
+	Logger *slog.Logger
+	// Clock returns the current time; nil means time.Now.
+	Clock func() time.Time
+	// Rand is the source for API key secrets; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Server is workerca's HTTP edge.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	echo   *echo.Echo
+	routes []route
+}
+
+// route is one entry of the route table: every registered route has an
+// explicit access rule, and public marks the read-only routes the plain
+// HTTP listener also serves.
+type route struct {
+	method, path string
+	access       access
+	public       bool
+	handler      echo.HandlerFunc
+}
+
+// New checks cfg and builds the router.
+func New(cfg Config) (*Server, error) {
+	if cfg.Enroll == nil || cfg.Store == nil {
+		return nil, errors.New("web: enroll service and store are required")
+	}
+	if len(cfg.Roots) == 0 || len(cfg.Intermediates) == 0 {
+		return nil, errors.New("web: roots and intermediates are required")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New()}
+	s.echo.HideBanner, s.echo.HidePort = true, true
+	s.echo.HTTPErrorHandler = s.errorHandler
+	s.echo.Use(
+		middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: s.newRequestID}),
+		s.recover,
+		s.accessLog,
+		middleware.BodyLimit(strconv.Itoa(MaxBodyBytes)),
+	)
+	s.routes = s.routeTable()
+	for _, r := range s.routes {
+		mw := []echo.MiddlewareFunc{s.listenerRule(r)}
+		if r.access.kind == accessAPIKey {
+			mw = append(mw, s.requireAPIKey(r.access.scope))
+		}
+		s.echo.Add(r.method, r.path, r.handler, mw...)
+	}
+	return s, nil
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{http.MethodGet, "/healthz", anyone(), true, s.healthz},
+		{http.MethodGet, "/readyz", anyone(), true, s.readyz},
+		{http.MethodGet, "/metrics", anyone(), true, echo.WrapHandler(s.cfg.Metrics.handler())},
+		{http.MethodGet, "/v1/bundle", anyone(), true, s.bundle},
+		{http.MethodGet, "/v1/intermediates", anyone(), true, s.intermediates},
+
+		{http.MethodPost, "/v1/admin/api-keys", apiKey(ScopeAdmin), false, s.createAPIKey},
+		{http.MethodGet, "/v1/admin/api-keys", apiKey(ScopeAdmin), false, s.listAPIKeys},
+		{http.MethodDelete, "/v1/admin/api-keys/:id", apiKey(ScopeAdmin), false, s.revokeAPIKey},
+		{http.MethodPost, "/v1/admin/tokens", apiKey(ScopeTokensCreate), false, s.createToken},
+		{http.MethodGet, "/v1/admin/certificates/:serial", apiKey(ScopeRead), false, s.getCertificate},
+
+		{http.MethodPost, "/v1/enroll/token", enrollmentToken(), false, s.enrollToken},
+	}
+}
+
+// Handler returns the router, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// listenerRule refuses non-public routes on the plain HTTP listener.
+func (s *Server) listenerRule(r route) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !r.public && c.Request().TLS == nil {
+				return newError(http.StatusForbidden, "https_required", "this route is served only on the HTTPS listener")
+			}
+			return next(c)
+		}
+	}
+}
+
+// recover turns a panic into a logged 500; no panic reaches a caller.
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.ErrorContext(c.Request().Context(), "panic in handler", "request_id", requestID(c), "panic", fmt.Sprint(r))
+				err = newError(http.StatusInternalServerError, "internal_error", "internal error")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := s.cfg.Clock()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		s.cfg.Metrics.requests.WithLabelValues(c.Path(), strconv.Itoa(status)).Inc()
+		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+			slog.String("request_id", requestID(c)), slog.String("method", c.Request().Method),
+			slog.String("path", c.Request().URL.Path), slog.Int("status", status),
+			slog.String("remote", c.RealIP()), slog.Bool("tls", c.Request().TLS != nil),
+			slog.Duration("duration", s.cfg.Clock().Sub(start)))
+		return nil
+	}
+}
+
+func (s *Server) newRequestID() string {
+	b := make([]byte, 12)
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// RunConfig says where and how Run serves.
+type RunConfig struct {
+	// HTTPS serves every route with TLS. Required.
+	HTTPS net.Listener
+	// HTTP serves the public read-only routes in the clear; nil means no
+	// plain listener.
+	HTTP net.Listener
+	// DNSNames and IPAddresses go into the server certificate.
+	DNSNames    []string
+	IPAddresses []net.IP
+	// CertTTL is the server certificate's lifetime; 0 means 24 hours. It
+	// is renewed after two thirds of it.
+	CertTTL time.Duration
+	// ShutdownTimeout bounds graceful shutdown; 0 means 10 seconds.
+	ShutdownTimeout time.Duration
+}
+
+// Run issues the server certificate, serves until ctx is done, then shuts
+// down gracefully: in-flight requests finish, new ones are refused.
+func (s *Server) Run(ctx context.Context, rc RunConfig) error {
+	if rc.HTTPS == nil {
+		return errors.New("web: an HTTPS listener is required")
+	}
+	certs, err := newCertManager(ctx, certManagerConfig{
+		Issue: s.cfg.Enroll.IssueServer, DNSNames: rc.DNSNames, IPAddresses: rc.IPAddresses,
+		TTL: rc.CertTTL, Clock: s.cfg.Clock, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go certs.renewLoop(runCtx)
+
+	errc := make(chan error, 2)
+	servers := []*http.Server{s.httpServer(certs.tlsConfig())}
+	go func() { errc <- servers[0].ServeTLS(rc.HTTPS, "", "") }()
+	if rc.HTTP != nil {
+		servers = append(servers, s.httpServer(nil))
+		go func() { errc <- servers[1].Serve(rc.HTTP) }()
+	}
+	s.log.Info("serving", "https", rc.HTTPS.Addr().String(), "http", addrOf(rc.HTTP))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	timeout := rc.ShutdownTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil && serveErr == nil {
+			serveErr = fmt.Errorf("web: shutdown: %w", err)
+		}
+	}
+	s.log.Info("stopped")
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		return nil
+	}
+	return serveErr
+}
+
+func (s *Server) httpServer(tc *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           s.echo,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
