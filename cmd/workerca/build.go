@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/store"
+	"github.com/workerca/workerca/web"
+)
+
+// instance is a wired CA: everything serve, dev and token need.
+type instance struct {
+	cfg          *fileConfig
+	dir          string
+	store        *store.Store
+	enroll       *enroll.Service
+	root         []*x509.Certificate
+	intermediate *x509.Certificate
+	metrics      *web.Metrics
+}
+
+// storeConfig turns the config's database section into store.Config;
+// dsnOverride (from --db) replaces it when set.
+func storeConfig(dir string, db databaseConfig, dsnOverride string) store.Config {
+	if dsnOverride != "" {
+		db = databaseConfigFromDSN(dsnOverride)
+	}
+	if db.Driver == "" {
+		db.Driver = store.DriverSQLite
+	}
+	if db.Driver == store.DriverSQLite {
+		db.DSN = resolve(dir, db.DSN)
+	}
+	return store.Config{Driver: db.Driver, DSN: db.DSN}
+}
+
+// databaseConfigFromDSN infers the driver: postgres:// and postgresql://
+// URLs are PostgreSQL, anything else is an SQLite file.
+func databaseConfigFromDSN(dsn string) databaseConfig {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return databaseConfig{Driver: "postgres", DSN: dsn}
+	}
+	return databaseConfig{Driver: store.DriverSQLite, DSN: dsn}
+}
+
+// open wires config → store → ca → enroll.
+func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *slog.Logger) (*instance, error) {
+	roots, err := ca.ReadCertificates(resolve(dir, cfg.RootCert))
+	if err != nil {
+		return nil, err
+	}
+	ints, err := ca.ReadCertificates(resolve(dir, cfg.IntermediateCert))
+	if err != nil {
+		return nil, err
+	}
+	var password []byte
+	if cfg.IntermediateKeyPasswordFile != "" {
+		if password, err = ca.ReadPasswordFile(resolve(dir, cfg.IntermediateKeyPasswordFile)); err != nil {
+			return nil, err
+		}
+	}
+	signer, err := ca.LoadSigner(ctx, resolve(dir, cfg.IntermediateKey), password)
+	if err != nil {
+		return nil, err
+	}
+	oid, err := cfg.enrollmentOID()
+	if err != nil {
+		return nil, err
+	}
+	iss, err := ca.New(ca.Config{
+		Intermediate: ints[0], Signer: signer, EnrollmentOID: oid,
+		CRLURLs: cfg.URLs.CRL, OCSPURLs: cfg.URLs.OCSP, IssuerURLs: cfg.URLs.Issuer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pools, err := cfg.pools(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, storeConfig(dir, cfg.Database, dsnOverride))
+	if err != nil {
+		return nil, err
+	}
+	metrics := web.NewMetrics()
+	svc, err := enroll.New(enroll.Config{
+		Issuer: iss, Ledger: st, TrustDomain: cfg.TrustDomain, Pools: pools,
+		Logger: log, Observer: metrics,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, root: roots, intermediate: ints[0], metrics: metrics}, nil
+}
+
+// serve runs the HTTP edge until ctx is done.
+func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsAddr, httpAddr string, ready func(https, http net.Addr)) error {
+	srv, err := web.New(web.Config{
+		Enroll: in.enroll, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
+		Metrics: in.metrics, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ips, err := in.cfg.serverIPs()
+	if err != nil {
+		return err
+	}
+	lifetime, err := parseDuration("server_tls.lifetime", in.cfg.ServerTLS.Lifetime)
+	if err != nil {
+		return err
+	}
+	httpsLn, err := net.Listen("tcp", httpsAddr)
+	if err != nil {
+		return fmt.Errorf("listen https: %w", err)
+	}
+	var httpLn net.Listener
+	if httpAddr != "" {
+		if httpLn, err = net.Listen("tcp", httpAddr); err != nil {
+			httpsLn.Close()
+			return fmt.Errorf("listen http: %w", err)
+		}
+	}
+	if ready != nil {
+		var ha net.Addr
+		if httpLn != nil {
+			ha = httpLn.Addr()
+		}
+		ready(httpsLn.Addr(), ha)
+	}
+	return srv.Run(ctx, web.RunConfig{
+		HTTPS: httpsLn, HTTP: httpLn, DNSNames: in.cfg.ServerTLS.DNSNames, IPAddresses: ips, CertTTL: lifetime,
+	})
+}

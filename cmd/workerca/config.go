@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/asn1"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/enroll"
+)
+
+// fileConfig is the JSON configuration file, decoded strictly (unknown
+// keys are errors). Paths are relative to the file's directory.
+type fileConfig struct {
+	// TrustDomain is the SPIFFE trust domain of every worker ID.
+	TrustDomain string `json:"trust_domain"`
+	// RootCert is the trust anchor served at /v1/bundle (PEM).
+	RootCert string `json:"root_cert"`
+	// IntermediateCert is the online intermediate (PEM).
+	IntermediateCert string `json:"intermediate_cert"`
+	// IntermediateKey is a PEM key file or a go.step.sm/crypto/kms URI.
+	IntermediateKey string `json:"intermediate_key"`
+	// IntermediateKeyPasswordFile decrypts an encrypted PEM key.
+	IntermediateKeyPasswordFile string `json:"intermediate_key_password_file,omitempty"`
+	// Database is the ledger.
+	Database databaseConfig `json:"database"`
+	// Listen holds the listener addresses.
+	Listen listenConfig `json:"listen"`
+	// ServerTLS names the HTTPS listener's certificate.
+	ServerTLS serverTLSConfig `json:"server_tls"`
+	// URLs go into every worker certificate (CDP, AIA).
+	URLs urlsConfig `json:"urls"`
+	// EnrollmentOID overrides the enrollment extension's OID (dotted).
+	EnrollmentOID string `json:"enrollment_oid,omitempty"`
+	// Pools are the worker pools.
+	Pools []poolConfig `json:"pools"`
+}
+
+type databaseConfig struct {
+	// Driver is "sqlite" (default) or "postgres".
+	Driver string `json:"driver"`
+	// DSN is the SQLite file (relative to the config) or a PostgreSQL DSN.
+	DSN string `json:"dsn"`
+}
+
+type listenConfig struct {
+	HTTPS string `json:"https"`
+	HTTP  string `json:"http,omitempty"`
+}
+
+type serverTLSConfig struct {
+	DNSNames    []string `json:"dns_names"`
+	IPAddresses []string `json:"ip_addresses"`
+	Lifetime    string   `json:"lifetime,omitempty"`
+}
+
+type urlsConfig struct {
+	CRL    []string `json:"crl,omitempty"`
+	OCSP   []string `json:"ocsp,omitempty"`
+	Issuer []string `json:"issuer,omitempty"`
+}
+
+type poolConfig struct {
+	Name             string   `json:"name"`
+	TTL              string   `json:"ttl,omitempty"`
+	KeyTypes         []string `json:"key_types,omitempty"`
+	MaxActiveWorkers int      `json:"max_active_workers,omitempty"`
+	Methods          []string `json:"methods"`
+	TemplateFile     string   `json:"template_file,omitempty"`
+}
+
+// loadConfig reads and strictly decodes a configuration file.
+func loadConfig(path string) (*fileConfig, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("config: %w", err)
+	}
+	var cfg fileConfig
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, "", fmt.Errorf("config %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, "", fmt.Errorf("config %s: data after the JSON object", path)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, "", err
+	}
+	return &cfg, dir, nil
+}
+
+// writeConfig writes cfg as indented JSON, refusing to overwrite.
+func writeConfig(path string, cfg *fileConfig) error {
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// resolve makes a config-relative path absolute; kms URIs pass through.
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) || isURI(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func isURI(p string) bool {
+	i := strings.Index(p, ":")
+	return i > 1 && !strings.ContainsAny(p[:i], `/\.`)
+}
+
+func (c *fileConfig) pools(dir string) ([]enroll.Pool, error) {
+	if len(c.Pools) == 0 {
+		return nil, errors.New("config: at least one pool is required")
+	}
+	var out []enroll.Pool
+	for _, pc := range c.Pools {
+		ttl, err := parseDuration("pools."+pc.Name+".ttl", pc.TTL)
+		if err != nil {
+			return nil, err
+		}
+		var kts []ca.KeyType
+		for _, k := range pc.KeyTypes {
+			kt, err := ca.ParseKeyType(k)
+			if err != nil {
+				return nil, fmt.Errorf("config: pool %s: %w", pc.Name, err)
+			}
+			kts = append(kts, kt)
+		}
+		var tmpl string
+		if pc.TemplateFile != "" {
+			b, err := os.ReadFile(resolve(dir, pc.TemplateFile))
+			if err != nil {
+				return nil, fmt.Errorf("config: pool %s: template: %w", pc.Name, err)
+			}
+			tmpl = string(b)
+		}
+		prof, err := ca.NewProfile(ca.ProfileConfig{Name: pc.Name, TTL: ttl, KeyTypes: kts, Template: tmpl})
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		out = append(out, enroll.Pool{Profile: prof, MaxActiveWorkers: pc.MaxActiveWorkers, Methods: pc.Methods})
+	}
+	return out, nil
+}
+
+func (c *fileConfig) enrollmentOID() (asn1.ObjectIdentifier, error) {
+	if c.EnrollmentOID == "" {
+		return nil, nil
+	}
+	var oid asn1.ObjectIdentifier
+	for _, part := range strings.Split(c.EnrollmentOID, ".") {
+		n, err := strconv.Atoi(part)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("config: enrollment_oid %q is not a dotted OID", c.EnrollmentOID)
+		}
+		oid = append(oid, n)
+	}
+	if len(oid) < 3 {
+		return nil, fmt.Errorf("config: enrollment_oid %q is too short", c.EnrollmentOID)
+	}
+	return oid, nil
+}
+
+func (c *fileConfig) serverIPs() ([]net.IP, error) {
+	var ips []net.IP
+	for _, s := range c.ServerTLS.IPAddresses {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return nil, fmt.Errorf("config: server_tls.ip_addresses: %q is not an IP address", s)
+		}
+		ips = append(ips, ip)
+	}
+	return ips, nil
+}
+
+func parseDuration(field, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("config: %s: %q is not a duration like \"24h\"", field, s)
+	}
+	return d, nil
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/store"
+	"github.com/workerca/workerca/web"
+)
+
+// Files of a workerca directory.
+const (
+	fileConfigName   = "workerca.json"
+	fileRootCert     = "root.crt"
+	fileRootKey      = "root.key"
+	fileIntCert      = "intermediate.crt"
+	fileIntKey       = "intermediate.key"
+	fileIntCSR       = "intermediate.csr"
+	fileAdminToken   = "admin.token"
+	fileDatabase     = "workerca.db"
+	defaultKeyType   = "P-256"
+	defaultHTTPSAddr = "127.0.0.1:8443"
+	defaultHTTPAddr  = "127.0.0.1:8080"
+)
+
+type initOptions struct {
+	dir, trustDomain               string
+	rootCert, rootKey, rootKeyPass string
+	intKeyPass                     string
+	offlineRoot                    bool
+	db                             string
+	keyType                        string
+}
+
+func initCmd(e *env) *cobra.Command {
+	var o initOptions
+	cmd := &cobra.Command{
+		Use:   "init --dir D --trust-domain TD",
+		Short: "Create a CA directory: hierarchy, configuration, ledger and a bootstrap admin API key",
+		Long: `init creates a workerca directory. It never overwrites an existing file.
+
+By default it makes a new root (self-signed, long-lived) and an online intermediate
+(path length 0, keyCertSign + cRLSign) signed by it. Keys are written 0600.
+
+  --root-cert F --root-key F   sign the new intermediate with an existing root instead
+  --offline-root               make only the intermediate key and intermediate.csr; have your
+                               offline root sign the CSR, then run 'workerca intermediate import'
+
+It writes workerca.json (edit pools and listeners there), creates the ledger
+(SQLite in the directory unless --db names a PostgreSQL URL) and a bootstrap
+API key with scope admin in <dir>/admin.token (0600); only the path is printed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.dir == "" || o.trustDomain == "" {
+				return usageError{"init needs --dir and --trust-domain"}
+			}
+			return runInit(cmd.Context(), e, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "dir", "", "directory to create the CA in (required)")
+	f.StringVar(&o.trustDomain, "trust-domain", "", "SPIFFE trust domain, e.g. workers.example.com (required)")
+	f.StringVar(&o.rootCert, "root-cert", "", "existing root certificate (PEM) to sign the intermediate with")
+	f.StringVar(&o.rootKey, "root-key", "", "existing root key (PEM) for --root-cert")
+	f.StringVar(&o.rootKeyPass, "root-key-password-file", "", "file holding the passphrase of --root-key, or of the new root key")
+	f.StringVar(&o.intKeyPass, "intermediate-key-password-file", "", "encrypt the intermediate key with the passphrase in this file")
+	f.BoolVar(&o.offlineRoot, "offline-root", false, "write intermediate.csr for an offline root instead of signing")
+	f.StringVar(&o.db, "db", "", "ledger: a PostgreSQL URL (postgres://...) or an SQLite file (default <dir>/workerca.db)")
+	f.StringVar(&o.keyType, "key-type", defaultKeyType, "key type of new CA keys: P-256, P-384, Ed25519 or RSA")
+	return cmd
+}
+
+// defaultConfig is the configuration init writes.
+func defaultConfig(trustDomain string, o initOptions) *fileConfig {
+	cfg := &fileConfig{
+		TrustDomain:      trustDomain,
+		RootCert:         fileRootCert,
+		IntermediateCert: fileIntCert,
+		IntermediateKey:  fileIntKey,
+		Database:         databaseConfig{Driver: store.DriverSQLite, DSN: fileDatabase},
+		Listen:           listenConfig{HTTPS: defaultHTTPSAddr, HTTP: defaultHTTPAddr},
+		ServerTLS:        serverTLSConfig{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"}, Lifetime: "24h"},
+		Pools:            []poolConfig{{Name: "default", TTL: "24h", Methods: []string{"token"}}},
+	}
+	if o.db != "" {
+		cfg.Database = databaseConfigFromDSN(o.db)
+	}
+	if o.intKeyPass != "" {
+		abs, _ := filepath.Abs(o.intKeyPass)
+		cfg.IntermediateKeyPasswordFile = abs
+	}
+	return cfg
+}
+
+func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) error {
+	kt, err := ca.ParseKeyType(o.keyType)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if (o.rootCert == "") != (o.rootKey == "") {
+		return usageError{"--root-cert and --root-key go together"}
+	}
+	if o.offlineRoot && o.rootCert != "" {
+		return usageError{"--offline-root and --root-cert exclude each other"}
+	}
+	if err := os.MkdirAll(o.dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []string{fileConfigName, fileIntKey, fileIntCert} {
+		if _, err := os.Stat(filepath.Join(o.dir, f)); err == nil {
+			return fmt.Errorf("%s already exists: init never overwrites a CA", filepath.Join(o.dir, f))
+		}
+	}
+	if _, err := spiffeid.TrustDomainFromString(o.trustDomain); err != nil {
+		return usageError{fmt.Sprintf("--trust-domain %q: %v", o.trustDomain, err)}
+	}
+	cfg := defaultConfig(o.trustDomain, o)
+	now := time.Now()
+	intPass, err := optionalPassword(o.intKeyPass)
+	if err != nil {
+		return err
+	}
+	intKey, err := ca.GenerateKey(kt)
+	if err != nil {
+		return err
+	}
+	path := func(f string) string { return filepath.Join(o.dir, f) }
+	if err := ca.WriteKey(path(fileIntKey), intKey, intPass); err != nil {
+		return err
+	}
+	intCN := o.trustDomain + " Intermediate CA"
+	switch {
+	case o.offlineRoot:
+		der, err := ca.NewIntermediateCSR(intKey, intCN)
+		if err != nil {
+			return err
+		}
+		if err := ca.WriteCSR(path(fileIntCSR), der); err != nil {
+			return err
+		}
+	default:
+		root, rootKey, err := initRoot(ctx, o, kt, now)
+		if err != nil {
+			return err
+		}
+		inter, err := ca.NewIntermediate(ca.IntermediateRequest{CommonName: intCN, PublicKey: intKey.Public(), Root: root, RootKey: rootKey, Now: now})
+		if err != nil {
+			return err
+		}
+		if err := ca.WriteCertificates(path(fileRootCert), root); err != nil {
+			return err
+		}
+		if err := ca.WriteCertificates(path(fileIntCert), inter); err != nil {
+			return err
+		}
+		if o.rootCert == "" {
+			rootPass, err := optionalPassword(o.rootKeyPass)
+			if err != nil {
+				return err
+			}
+			if err := ca.WriteKey(path(fileRootKey), rootKey, rootPass); err != nil {
+				return err
+			}
+		}
+	}
+	if err := writeConfig(path(fileConfigName), cfg); err != nil {
+		return err
+	}
+	tokenPath, err := ensureAdminKey(ctx, storeConfig(o.dir, cfg.Database, ""), o.dir, now)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "created %s\n", path(fileConfigName))
+	if o.offlineRoot {
+		fmt.Fprintf(out, "intermediate CSR: %s\nsign it with your offline root (CA, pathlen 0, keyCertSign+cRLSign), then run:\n  workerca intermediate import --dir %s --cert signed.crt --root-cert root.crt\n", path(fileIntCSR), o.dir)
+	} else if o.rootCert == "" {
+		fmt.Fprintf(out, "root key: %s (move it offline; serve does not need it)\n", path(fileRootKey))
+	}
+	fmt.Fprintf(out, "admin API key: %s\n", tokenPath)
+	return nil
+}
+
+// initRoot loads the given root or makes a new one.
+func initRoot(ctx context.Context, o initOptions, kt ca.KeyType, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+	if o.rootCert != "" {
+		certs, err := ca.ReadCertificates(o.rootCert)
+		if err != nil {
+			return nil, nil, err
+		}
+		pass, err := optionalPassword(o.rootKeyPass)
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := ca.LoadSigner(ctx, o.rootKey, pass)
+		if err != nil {
+			return nil, nil, err
+		}
+		return certs[0], key, nil
+	}
+	key, err := ca.GenerateKey(kt)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := ca.NewRoot(ca.RootRequest{CommonName: o.trustDomain + " Root CA", Key: key, Now: now})
+	return root, key, err
+}
+
+func optionalPassword(file string) ([]byte, error) {
+	if file == "" {
+		return nil, nil
+	}
+	return ca.ReadPasswordFile(file)
+}
+
+// ensureAdminKey creates the bootstrap admin key when the ledger has no
+// API key at all, and writes it to <dir>/admin.token (0600). It returns the
+// path of the token file.
+func ensureAdminKey(ctx context.Context, sc store.Config, dir string, now time.Time) (string, error) {
+	st, err := store.Open(ctx, sc)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	path := filepath.Join(dir, fileAdminToken)
+	n, err := st.CountAPIKeys(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n > 0 {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("the ledger has API keys but %s is missing; use an existing admin key", path)
+		}
+		return path, nil
+	}
+	k, err := web.CreateAPIKey(ctx, st, web.APIKeyRequest{Name: "bootstrap admin", Scopes: []web.Scope{web.ScopeAdmin}, CreatedBy: "cli", Now: now})
+	if err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(k.Key+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp, path)
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// env is what every command gets: output streams and the logger.
+type env struct {
+	stdout, stderr io.Writer
+	logLevel       string
+}
+
+func (e *env) logger() *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(e.logLevel))
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// run is main without the exit: it returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "workerca",
+		Short:         "A certificate authority for fleets of worker machines",
+		Long:          "workerca issues short-lived X.509 worker certificates after a machine proves who it is,\nand records every certificate in its ledger before returning it.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e))
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "workerca:", err)
+		var ue usageError
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks a wrong invocation (exit status 2).
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
