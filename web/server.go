@@ -216,6 +216,7 @@ func (s *Server) Run(ctx context.Context, rc RunConfig) error {
 		TTL: rc.CertTTL, Clock: s.cfg.Clock, Logger: s.log,
 	})
 	if err != nil {
+		closeListeners(rc.HTTPS, rc.HTTP)
 		return err
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -264,6 +265,16 @@ func (s *Server) httpServer(tc *tls.Config) *http.Server {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// closeListeners closes the listeners Run was given when it fails before
+// serving on them, so the caller's ports are freed.
+func closeListeners(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 }
 
