@@ -42,10 +42,10 @@ DEV ONLY: the root key sits unencrypted next to the CA. Use 'workerca init' and
 			if err != nil {
 				return err
 			}
-			if db != "" {
-				if _, err := ensureAdminKey(ctx, storeConfig(cdir, cfg.Database, db), dir, time.Now()); err != nil {
-					return err
-				}
+			// A hierarchy made elsewhere (certs-dev/, or a ledger given with
+			// --db) starts with an empty ledger: give it its admin key.
+			if _, err := ensureAdminKey(ctx, storeConfig(cdir, cfg.Database, db), dir, time.Now()); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			return serveInstance(ctx, e, cfg, cdir, serveOptions{https: httpsAddr, http: httpAddr, db: db}, func(https, http net.Addr) {
