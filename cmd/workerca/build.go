@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/workerca/workerca/ca"
@@ -65,7 +66,9 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 			return nil, err
 		}
 	}
-	signer, err := ca.LoadSigner(ctx, resolve(dir, cfg.IntermediateKey), password)
+	keyRef := resolve(dir, cfg.IntermediateKey)
+	warnLooseKeyFile(log, keyRef)
+	signer, err := ca.LoadSigner(ctx, keyRef, password)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +101,17 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 		return nil, err
 	}
 	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, root: roots, intermediate: ints[0], metrics: metrics}, nil
+}
+
+// warnLooseKeyFile warns when a key file others can read: init writes keys
+// 0600, but a copy or a git checkout (certs-dev/) may not keep that.
+func warnLooseKeyFile(log *slog.Logger, ref string) {
+	if isURI(ref) {
+		return
+	}
+	if fi, err := os.Stat(ref); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("key file is readable by group or others; chmod 600 it", "path", ref, "mode", fi.Mode().Perm().String())
+	}
 }
 
 // serve runs the HTTP edge until ctx is done.
