@@ -82,7 +82,7 @@ func CreateAPIKey(ctx context.Context, st keyCreator, req APIKeyRequest) (*NewAP
 	}
 	detail, _ := json.Marshal(map[string]any{"name": row.Name, "scopes": scopes, "expires_at": row.ExpiresAt})
 	if err := st.CreateAPIKey(ctx, row, store.AuditEvent{At: now, Actor: req.CreatedBy, Action: "apikey.created", Target: row.ID, Detail: string(detail)}); err != nil {
-		return nil, fmt.Errorf("web: store api key: %w", err)
+		return nil, fmt.Errorf("web: store api key: %w", storeError(err))
 	}
 	return &NewAPIKey{Key: cred.String(), Row: row}, nil
 }

@@ -98,7 +98,7 @@ func (s *Server) requireAPIKey(sc Scope) echo.MiddlewareFunc {
 			case errors.Is(err, store.ErrNotFound):
 				return newError(http.StatusUnauthorized, "api_key_invalid", "the API key is not valid")
 			case err != nil:
-				return fmt.Errorf("web: read api key: %w", err)
+				return fmt.Errorf("web: read api key: %w", storeError(err))
 			}
 			if !cred.Matches(key.SecretHash) {
 				return newError(http.StatusUnauthorized, "api_key_invalid", "the API key is not valid")

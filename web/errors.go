@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -21,6 +22,25 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// errStoreUnavailable marks a store failure that is not one of the
+// store's named outcomes: the database is down or failing. It answers 503.
+var errStoreUnavailable = errors.New("web: store unavailable")
+
+// storeError wraps an error from a direct store call: the store's named
+// outcomes (not found, duplicate, ...) pass through, anything else is the
+// database failing.
+func storeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, named := range []error{store.ErrNotFound, store.ErrDuplicate, store.ErrTokenUsed, store.ErrTokenExpired, store.ErrPoolFull} {
+		if errors.Is(err, named) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %w", errStoreUnavailable, err)
+}
 
 func newError(status int, code, msg string) *Error {
 	return &Error{Status: status, Code: code, Message: msg}
@@ -67,6 +87,7 @@ func problem(err error) *Error {
 		{enroll.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", ""},
 		{enroll.ErrLedgerUnavailable, http.StatusServiceUnavailable, "ledger_unavailable", "the ledger is unavailable; no certificate was issued, retry later"},
 		{store.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
+		{errStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable, retry later"},
 	} {
 		if errors.Is(err, x.target) {
 			msg := x.msg

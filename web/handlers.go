@@ -209,7 +209,7 @@ func (s *Server) createAPIKey(c echo.Context) error {
 func (s *Server) listAPIKeys(c echo.Context) error {
 	keys, err := s.cfg.Store.ListAPIKeys(c.Request().Context())
 	if err != nil {
-		return err
+		return storeError(err)
 	}
 	out := make([]apiKeyView, 0, len(keys))
 	for i := range keys {
@@ -226,11 +226,11 @@ func (s *Server) revokeAPIKey(c echo.Context) error {
 	ctx := c.Request().Context()
 	now := s.cfg.Clock().UTC()
 	if err := s.cfg.Store.RevokeAPIKey(ctx, id, now, store.AuditEvent{At: now, Actor: actor(c), Action: "apikey.revoked", Target: id}); err != nil {
-		return err
+		return storeError(err)
 	}
 	k, err := s.cfg.Store.APIKey(ctx, id)
 	if err != nil {
-		return err
+		return storeError(err)
 	}
 	return c.JSON(http.StatusOK, viewAPIKey(k))
 }
@@ -273,7 +273,7 @@ func (s *Server) getCertificate(c echo.Context) error {
 	}
 	row, err := s.cfg.Store.Certificate(c.Request().Context(), serial)
 	if err != nil {
-		return err
+		return storeError(err)
 	}
 	ev := json.RawMessage(row.Evidence)
 	if !json.Valid(ev) {

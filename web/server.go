@@ -97,8 +97,8 @@ func New(cfg Config) (*Server, error) {
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.Use(
 		middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: s.newRequestID}),
+		s.accessLog, // outside recover, so a panic is logged and counted as its 500
 		s.recover,
-		s.accessLog,
 		middleware.BodyLimit(strconv.Itoa(MaxBodyBytes)),
 	)
 	s.routes = s.routeTable()
@@ -224,11 +224,13 @@ func (s *Server) Run(ctx context.Context, rc RunConfig) error {
 	go certs.renewLoop(runCtx)
 
 	errc := make(chan error, 2)
-	servers := []*http.Server{s.httpServer(certs.tlsConfig())}
-	go func() { errc <- servers[0].ServeTLS(rc.HTTPS, "", "") }()
+	httpsSrv := s.httpServer(certs.tlsConfig())
+	servers := []*http.Server{httpsSrv}
+	go func() { errc <- httpsSrv.ServeTLS(rc.HTTPS, "", "") }()
 	if rc.HTTP != nil {
-		servers = append(servers, s.httpServer(nil))
-		go func() { errc <- servers[1].Serve(rc.HTTP) }()
+		plainSrv := s.httpServer(nil)
+		servers = append(servers, plainSrv)
+		go func() { errc <- plainSrv.Serve(rc.HTTP) }()
 	}
 	s.log.Info("serving", "https", rc.HTTPS.Addr().String(), "http", addrOf(rc.HTTP))
 
