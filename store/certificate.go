@@ -21,6 +21,17 @@ type Issuance struct {
 	// TokenID, when not empty, is the enrollment token consumed by this
 	// issuance.
 	TokenID string
+	// NonceHash, when not empty, is the hash of the enrollment challenge
+	// consumed by this issuance (ErrNotFound, ErrChallengeUsed or
+	// ErrChallengeExpired if it cannot be).
+	NonceHash string
+	// UseKeys are single-use evidence keys (e.g. "gcp-iit:token:<sha256>")
+	// recorded with this issuance; one recorded before is ErrReplay.
+	UseKeys []string
+	// ExclusiveSubject refuses the issuance (ErrReplay) while another
+	// certificate of Certificate.AttestationSubject is unexpired and
+	// unrevoked: one live certificate per attested instance.
+	ExclusiveSubject bool
 	// MaxActiveWorkers, when positive, caps the number of distinct workers
 	// holding an unexpired, unrevoked certificate in Certificate.Pool. A
 	// worker that already holds one may always be issued another.
@@ -35,7 +46,8 @@ type Issuance struct {
 
 // RecordIssuance writes one issued certificate atomically: in a single
 // transaction it consumes the token (ErrNotFound, ErrTokenUsed or
-// ErrTokenExpired if it cannot), enforces the pool cap (ErrPoolFull),
+// ErrTokenExpired if it cannot) and the challenge, records the single-use
+// evidence keys (ErrReplay), enforces the pool cap (ErrPoolFull),
 // inserts the certificate (ErrDuplicate for an existing serial) and the
 // audit event. On any error nothing is written: the token stays unused.
 //
@@ -52,6 +64,8 @@ func (s *Store) RecordIssuance(ctx context.Context, r Issuance) error {
 		return errors.New("store: record issuance: certificate serial is empty")
 	case len(c.DER) == 0:
 		return errors.New("store: record issuance: certificate DER is empty")
+	case r.ExclusiveSubject && c.AttestationSubject == "":
+		return errors.New("store: record issuance: exclusive subject without an attestation subject")
 	}
 	c.normalize()
 	now := utc(r.Now)
@@ -63,6 +77,19 @@ func (s *Store) RecordIssuance(ctx context.Context, r Issuance) error {
 	return s.inTx(ctx, "record issuance", func(tx *gorm.DB) error {
 		if r.TokenID != "" {
 			if err := consumeToken(tx, r.TokenID, c.Serial, now); err != nil {
+				return err
+			}
+		}
+		if r.NonceHash != "" {
+			if err := consumeChallenge(tx, r.NonceHash, now); err != nil {
+				return err
+			}
+		}
+		if err := recordUses(tx, r.UseKeys, c.Serial, now); err != nil {
+			return err
+		}
+		if r.ExclusiveSubject {
+			if err := s.checkSubjectFree(tx, c.AttestationSubject, now); err != nil {
 				return err
 			}
 		}

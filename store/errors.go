@@ -21,6 +21,16 @@ var (
 	// ErrDuplicate reports that an insert violated a unique constraint,
 	// such as an existing certificate serial or token id.
 	ErrDuplicate = errors.New("duplicate")
+	// ErrChallengeUsed reports that an enrollment nonce was already
+	// consumed.
+	ErrChallengeUsed = errors.New("challenge already used")
+	// ErrChallengeExpired reports that an enrollment nonce expired before
+	// it was used.
+	ErrChallengeExpired = errors.New("challenge expired")
+	// ErrReplay reports that single-use attestation evidence was presented
+	// again, or that an attestation subject allowed one live certificate
+	// already holds one.
+	ErrReplay = errors.New("attestation evidence already used")
 	// ErrSchemaTooNew reports that the database was migrated by a newer
 	// version of this program than the one running.
 	ErrSchemaTooNew = errors.New("database schema is newer than this program supports")

@@ -14,7 +14,8 @@ var errAny = errors.New("any non-sentinel error")
 
 func sentinels() []error {
 	return []error{store.ErrNotFound, store.ErrTokenUsed, store.ErrTokenExpired,
-		store.ErrPoolFull, store.ErrDuplicate, store.ErrSchemaTooNew}
+		store.ErrPoolFull, store.ErrDuplicate, store.ErrSchemaTooNew,
+		store.ErrChallengeUsed, store.ErrChallengeExpired, store.ErrReplay}
 }
 
 // checkErr asserts err matches want: nil, a sentinel (with the "store: "

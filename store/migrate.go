@@ -140,6 +140,43 @@ func migrations() []migration {
 				`CREATE INDEX idx_audit_events_at ON audit_events (at)`,
 			},
 		},
+		{
+			// 2: attestation freshness (challenges, single-use evidence)
+			// and the start of a certificate's renewal chain.
+			version: 2,
+			sqlite: []string{
+				`CREATE TABLE challenges (
+					nonce_hash TEXT     NOT NULL PRIMARY KEY,
+					created_at DATETIME NOT NULL,
+					expires_at DATETIME NOT NULL,
+					used_at    DATETIME
+				)`,
+				`CREATE INDEX idx_challenges_expires_at ON challenges (expires_at)`,
+				`CREATE TABLE attestation_uses (
+					use_key TEXT     NOT NULL PRIMARY KEY,
+					serial  TEXT     NOT NULL DEFAULT '',
+					used_at DATETIME NOT NULL
+				)`,
+				`ALTER TABLE certificates ADD COLUMN attested_at DATETIME`,
+				`UPDATE certificates SET attested_at = issued_at`,
+			},
+			postgres: []string{
+				`CREATE TABLE challenges (
+					nonce_hash TEXT        NOT NULL PRIMARY KEY,
+					created_at TIMESTAMPTZ NOT NULL,
+					expires_at TIMESTAMPTZ NOT NULL,
+					used_at    TIMESTAMPTZ
+				)`,
+				`CREATE INDEX idx_challenges_expires_at ON challenges (expires_at)`,
+				`CREATE TABLE attestation_uses (
+					use_key TEXT        NOT NULL PRIMARY KEY,
+					serial  TEXT        NOT NULL DEFAULT '',
+					used_at TIMESTAMPTZ NOT NULL
+				)`,
+				`ALTER TABLE certificates ADD COLUMN attested_at TIMESTAMPTZ`,
+				`UPDATE certificates SET attested_at = issued_at`,
+			},
+		},
 	}
 }
 

@@ -44,6 +44,11 @@ type Certificate struct {
 	InvalidityDate *time.Time `gorm:"column:invalidity_date"`
 	// RetainUntil is the earliest time the row may be deleted.
 	RetainUntil time.Time `gorm:"column:retain_until"`
+	// AttestedAt is when the worker last proved its identity by
+	// attestation: IssuedAt for an attested certificate, the parent's
+	// AttestedAt for a renewal. Pools cap renewal chains with it. Zero
+	// means IssuedAt.
+	AttestedAt time.Time `gorm:"column:attested_at"`
 }
 
 // TableName returns the certificates table's name.
@@ -56,6 +61,10 @@ func (c *Certificate) normalize() {
 	c.RevokedAt = utcPtr(c.RevokedAt)
 	c.InvalidityDate = utcPtr(c.InvalidityDate)
 	c.RetainUntil = utc(c.RetainUntil)
+	if c.AttestedAt.IsZero() {
+		c.AttestedAt = c.IssuedAt
+	}
+	c.AttestedAt = utc(c.AttestedAt)
 }
 
 // EnrollmentToken is a single-use enrollment token (table
