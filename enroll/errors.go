@@ -26,4 +26,31 @@ var (
 	// ErrLedgerUnavailable means the ledger could not be read or written;
 	// no certificate was returned. Retry later.
 	ErrLedgerUnavailable = errors.New("enroll: ledger unavailable")
+
+	// ErrUnknownMethod means no attestor handles the requested method.
+	ErrUnknownMethod = errors.New("enroll: unknown enrollment method")
+	// ErrEvidenceMalformed means the evidence does not parse.
+	ErrEvidenceMalformed = errors.New("enroll: evidence malformed")
+	// ErrAttestationInvalid means the evidence's signature, signer or
+	// binding (audience, nonce) does not verify.
+	ErrAttestationInvalid = errors.New("enroll: attestation invalid")
+	// ErrAttestationExpired means the evidence is too old or expired.
+	ErrAttestationExpired = errors.New("enroll: attestation expired")
+	// ErrAttestationNotAllowed means the evidence verifies but no pool's
+	// policy admits it (account, project, subscription, region, age).
+	ErrAttestationNotAllowed = errors.New("enroll: attestation not allowed by pool policy")
+	// ErrReplay means single-use evidence was presented again.
+	ErrReplay = errors.New("enroll: attestation evidence already used")
+	// ErrAttestorUnavailable means the attestor could not get what it
+	// needs to verify (e.g. a provider's key set); retry later.
+	ErrAttestorUnavailable = errors.New("enroll: attestor unavailable")
+	// ErrNonceRequired means the method needs a challenge nonce and the
+	// request has none.
+	ErrNonceRequired = errors.New("enroll: nonce required")
+	// ErrNonceInvalid means the nonce is malformed or was never issued.
+	ErrNonceInvalid = errors.New("enroll: nonce invalid")
+	// ErrNonceExpired means the nonce's five minutes have passed.
+	ErrNonceExpired = errors.New("enroll: nonce expired")
+	// ErrNonceUsed means the nonce was already consumed.
+	ErrNonceUsed = errors.New("enroll: nonce already used")
 )

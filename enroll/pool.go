@@ -29,10 +29,8 @@ func (p Pool) Name() string { return p.Profile.Name() }
 
 func (p Pool) allows(method string) bool { return slices.Contains(p.Methods, method) }
 
-// KnownMethods lists the methods this build can verify.
-func KnownMethods() []string { return []string{MethodToken} }
-
-func checkPool(p Pool) error {
+// checkPool checks p against the methods the service has attestors for.
+func checkPool(p Pool, known []string) error {
 	if p.Profile == nil {
 		return fmt.Errorf("enroll: pool without profile")
 	}
@@ -43,8 +41,8 @@ func checkPool(p Pool) error {
 		return fmt.Errorf("enroll: pool %s: no enrollment methods", p.Name())
 	}
 	for _, m := range p.Methods {
-		if !slices.Contains(KnownMethods(), m) {
-			return fmt.Errorf("enroll: pool %s: unknown enrollment method %q (known: %v)", p.Name(), m, KnownMethods())
+		if !slices.Contains(known, m) {
+			return fmt.Errorf("enroll: pool %s: enrollment method %q has no attestor configured (have: %v)", p.Name(), m, known)
 		}
 	}
 	return nil

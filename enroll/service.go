@@ -29,6 +29,7 @@ type Ledger interface {
 	Token(ctx context.Context, id string) (*store.EnrollmentToken, error)
 	// CreateToken stores a token with its audit event.
 	CreateToken(ctx context.Context, t *store.EnrollmentToken, audit store.AuditEvent) error
+	challenges
 }
 
 // Observer receives one call per issuance attempt that reached a pool:
@@ -58,12 +59,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer receives issuance outcomes for metrics; nil means none.
 	Observer Observer
+	// Attestors verify the evidence of POST /v1/enroll, one per method.
+	// Method "token" is built in.
+	Attestors []Attestor
 }
 
 // Service is the registration authority.
 type Service struct {
-	cfg   Config
-	pools map[string]Pool
+	cfg       Config
+	pools     map[string]Pool
+	attestors map[string]Attestor
 }
 
 // New checks cfg and returns a Service.
@@ -77,9 +82,16 @@ func New(cfg Config) (*Service, error) {
 	if len(cfg.Pools) == 0 {
 		return nil, errors.New("enroll: at least one pool is required")
 	}
-	s := &Service{cfg: cfg, pools: map[string]Pool{}}
+	s := &Service{cfg: cfg, pools: map[string]Pool{}, attestors: map[string]Attestor{}}
+	s.attestors[MethodToken] = tokenAttestor{s}
+	for _, a := range cfg.Attestors {
+		if _, dup := s.attestors[a.Method()]; dup {
+			return nil, fmt.Errorf("enroll: two attestors for method %s", a.Method())
+		}
+		s.attestors[a.Method()] = a
+	}
 	for _, p := range cfg.Pools {
-		if err := checkPool(p); err != nil {
+		if err := checkPool(p, s.Methods()); err != nil {
 			return nil, err
 		}
 		if _, dup := s.pools[p.Name()]; dup {
@@ -136,6 +148,16 @@ type Request struct {
 	Evidence any
 	// TokenID, when set, is consumed atomically with the ledger write.
 	TokenID string
+	// NonceHash, when set, is the challenge consumed with the ledger write.
+	NonceHash string
+	// UseKeys are single-use evidence keys recorded with the ledger write.
+	UseKeys []string
+	// ExclusiveSubject refuses issuance while AttestationSubject holds a
+	// live certificate.
+	ExclusiveSubject bool
+	// AttestedAt is when the identity was last attested; zero means now.
+	// A renewal carries its parent's.
+	AttestedAt time.Time
 	// ParentSerial links a renewal to the certificate it renews.
 	ParentSerial string
 	// Actor names who asked, for the audit log.
@@ -187,10 +209,14 @@ func (s *Service) Issue(ctx context.Context, req Request) (res *Result, err erro
 		DER:                cert.Raw,
 		IssuedAt:           now,
 		RetainUntil:        cert.NotAfter.Add(s.cfg.RetentionBuffer),
+		AttestedAt:         req.AttestedAt,
 	}
 	err = s.cfg.Ledger.RecordIssuance(ctx, store.Issuance{
 		Certificate:      row,
 		TokenID:          req.TokenID,
+		NonceHash:        req.NonceHash,
+		UseKeys:          req.UseKeys,
+		ExclusiveSubject: req.ExclusiveSubject,
 		MaxActiveWorkers: pool.MaxActiveWorkers,
 		Now:              now,
 		Audit:            store.AuditEvent{At: now, Actor: req.Actor, Action: "certificate.issued", Target: serial, Detail: string(detail)},
@@ -216,6 +242,14 @@ func ledgerError(err error) error {
 		return fmt.Errorf("%w (%v)", ErrTokenInvalid, err)
 	case errors.Is(err, store.ErrPoolFull):
 		return fmt.Errorf("%w (%v)", ErrPoolFull, err)
+	case errors.Is(err, store.ErrReplay):
+		return fmt.Errorf("%w (%v)", ErrReplay, err)
+	case errors.Is(err, store.ErrChallengeUnknown):
+		return fmt.Errorf("%w (%v)", ErrNonceInvalid, err)
+	case errors.Is(err, store.ErrChallengeUsed):
+		return fmt.Errorf("%w (%v)", ErrNonceUsed, err)
+	case errors.Is(err, store.ErrChallengeExpired):
+		return fmt.Errorf("%w (%v)", ErrNonceExpired, err)
 	}
 	return fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
 }
@@ -245,6 +279,15 @@ func Outcome(err error) string {
 		return "pool_full"
 	case errors.Is(err, ErrLedgerUnavailable):
 		return "ledger_unavailable"
+	case errors.Is(err, ErrReplay):
+		return "replay"
+	case errors.Is(err, ErrNonceRequired), errors.Is(err, ErrNonceInvalid), errors.Is(err, ErrNonceExpired), errors.Is(err, ErrNonceUsed):
+		return "nonce_refused"
+	case errors.Is(err, ErrEvidenceMalformed), errors.Is(err, ErrAttestationInvalid), errors.Is(err, ErrAttestationExpired),
+		errors.Is(err, ErrAttestationNotAllowed):
+		return "attestation_refused"
+	case errors.Is(err, ErrAttestorUnavailable):
+		return "attestor_unavailable"
 	}
 	return "error"
 }

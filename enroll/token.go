@@ -88,16 +88,25 @@ func (s *Service) EnrollToken(ctx context.Context, token string, csr []byte) (*R
 		s.observe(pool, MethodToken, err, start)
 		return nil, err
 	}
+	a := s.tokenAttestation(row)
 	return s.Issue(ctx, Request{
-		CSR: csr,
-		Identity: ca.Identity{
-			Pool: row.Pool, WorkerID: row.WorkerID, Method: MethodToken, EnrollmentID: row.ID,
-		},
-		AttestationSubject: "token:" + row.ID,
-		Evidence:           map[string]string{"token_id": row.ID, "created_by": row.CreatedBy},
-		TokenID:            row.ID,
-		Actor:              "token:" + row.ID,
+		CSR:                csr,
+		Identity:           ca.Identity{Pool: a.Pool, WorkerID: a.WorkerID, Method: MethodToken, EnrollmentID: a.EnrollmentID},
+		AttestationSubject: a.Subject,
+		Evidence:           a.Evidence,
+		TokenID:            a.TokenID,
+		Actor:              a.Subject,
 	})
+}
+
+// tokenAttestation is what a checked token vouches for.
+func (s *Service) tokenAttestation(row *store.EnrollmentToken) *Attestation {
+	return &Attestation{
+		Pool: row.Pool, WorkerID: row.WorkerID, EnrollmentID: row.ID,
+		Subject:  "token:" + row.ID,
+		Evidence: map[string]string{"token_id": row.ID, "created_by": row.CreatedBy},
+		TokenID:  row.ID,
+	}
 }
 
 // checkToken finds the token row and checks secret, use and expiry. The

@@ -77,7 +77,7 @@ func (s *Store) AttestationUsed(ctx context.Context, key string) (bool, error) {
 }
 
 // consumeChallenge marks the challenge used, or says why it cannot be:
-// ErrNotFound, ErrChallengeUsed or ErrChallengeExpired. Like tokens, the
+// ErrChallengeUnknown, ErrChallengeUsed or ErrChallengeExpired. Like tokens, the
 // conditional UPDATE is the single-use guarantee.
 func consumeChallenge(tx *gorm.DB, hash string, now time.Time) error {
 	res := tx.Exec(`UPDATE challenges SET used_at = ?
@@ -90,7 +90,10 @@ func consumeChallenge(tx *gorm.DB, hash string, now time.Time) error {
 	}
 	var c Challenge
 	if err := tx.Where("nonce_hash = ?", hash).Take(&c).Error; err != nil {
-		return notFound("challenge", err)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("store: challenge: %w", ErrChallengeUnknown)
+		}
+		return fmt.Errorf("store: read challenge: %w", err)
 	}
 	if c.UsedAt != nil {
 		return fmt.Errorf("store: challenge: %w", ErrChallengeUsed)

@@ -33,7 +33,7 @@ func TestRecordIssuance_Challenge(t *testing.T) {
 		}
 		checkErr(t, issue("01", "n-ok", now), nil)
 		checkErr(t, issue("02", "n-ok", now), store.ErrChallengeUsed)
-		checkErr(t, issue("03", "n-unknown", now), store.ErrNotFound)
+		checkErr(t, issue("03", "n-unknown", now), store.ErrChallengeUnknown)
 		checkErr(t, issue("04", "n-expired", now.Add(5*time.Minute)), store.ErrChallengeExpired)
 
 		// A failing issuance (duplicate serial) leaves the challenge unused.

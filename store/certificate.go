@@ -22,7 +22,7 @@ type Issuance struct {
 	// issuance.
 	TokenID string
 	// NonceHash, when not empty, is the hash of the enrollment challenge
-	// consumed by this issuance (ErrNotFound, ErrChallengeUsed or
+	// consumed by this issuance (ErrChallengeUnknown, ErrChallengeUsed or
 	// ErrChallengeExpired if it cannot be).
 	NonceHash string
 	// UseKeys are single-use evidence keys (e.g. "gcp-iit:token:<sha256>")

@@ -21,6 +21,9 @@ var (
 	// ErrDuplicate reports that an insert violated a unique constraint,
 	// such as an existing certificate serial or token id.
 	ErrDuplicate = errors.New("duplicate")
+	// ErrChallengeUnknown reports that no challenge has that nonce (never
+	// issued, or pruned).
+	ErrChallengeUnknown = errors.New("challenge unknown")
 	// ErrChallengeUsed reports that an enrollment nonce was already
 	// consumed.
 	ErrChallengeUsed = errors.New("challenge already used")

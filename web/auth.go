@@ -45,6 +45,9 @@ const (
 	// accessToken: a one-time enrollment token, checked by the handler
 	// through package enroll.
 	accessToken
+	// accessEvidence: attestation evidence in the body, checked by the
+	// method's attestor through package enroll.
+	accessEvidence
 )
 
 func (a access) String() string {
@@ -53,6 +56,8 @@ func (a access) String() string {
 		return "api-key:" + string(a.scope)
 	case accessToken:
 		return "enrollment-token"
+	case accessEvidence:
+		return "attestation-evidence"
 	}
 	return "anyone"
 }
@@ -60,6 +65,7 @@ func (a access) String() string {
 func anyone() access          { return access{kind: accessAnyone} }
 func apiKey(sc Scope) access  { return access{kind: accessAPIKey, scope: sc} }
 func enrollmentToken() access { return access{kind: accessToken} }
+func evidence() access        { return access{kind: accessEvidence} }
 func bearer(c echo.Context) string {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	scheme, tok, ok := strings.Cut(h, " ")

@@ -74,7 +74,12 @@ func readBody(c echo.Context, want string, limit int64) ([]byte, error) {
 // decodeJSON reads a JSON body strictly: unknown fields and trailing data
 // are errors.
 func decodeJSON(c echo.Context, v any) error {
-	body, err := readBody(c, contentJSON, maxJSONBodyBytes)
+	return decodeJSONLimit(c, v, maxJSONBodyBytes)
+}
+
+// decodeJSONLimit is decodeJSON with a body cap of limit bytes.
+func decodeJSONLimit(c echo.Context, v any, limit int64) error {
+	body, err := readBody(c, contentJSON, limit)
 	if err != nil {
 		return err
 	}

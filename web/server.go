@@ -127,6 +127,8 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/admin/certificates/:serial", apiKey(ScopeRead), false, s.getCertificate},
 
 		{http.MethodPost, "/v1/enroll/token", enrollmentToken(), false, s.enrollToken},
+		{http.MethodPost, "/v1/enroll/challenge", anyone(), false, s.createChallenge},
+		{http.MethodPost, "/v1/enroll", evidence(), false, s.enrollJSON},
 	}
 }
 
