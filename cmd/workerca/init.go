@@ -102,7 +102,7 @@ func defaultConfig(trustDomain string, o initOptions) *fileConfig {
 	return cfg
 }
 
-func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) error {
+func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err error) {
 	kt, err := ca.ParseKeyType(o.keyType)
 	if err != nil {
 		return usageError{err.Error()}
@@ -124,6 +124,21 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) error {
 	if _, err := spiffeid.TrustDomainFromString(o.trustDomain); err != nil {
 		return usageError{fmt.Sprintf("--trust-domain %q: %v", o.trustDomain, err)}
 	}
+	// A failed init removes the files it wrote, so that it can be run
+	// again: init never overwrites, so none of them existed before.
+	var absent []string
+	for _, f := range []string{fileConfigName, fileRootCert, fileRootKey, fileIntCert, fileIntKey, fileIntCSR, fileAdminToken} {
+		if _, err := os.Lstat(filepath.Join(o.dir, f)); errors.Is(err, os.ErrNotExist) {
+			absent = append(absent, filepath.Join(o.dir, f))
+		}
+	}
+	defer func() {
+		if err != nil {
+			for _, f := range absent {
+				_ = os.Remove(f)
+			}
+		}
+	}()
 	cfg := defaultConfig(o.trustDomain, o)
 	now := time.Now()
 	intPass, err := optionalPassword(o.intKeyPass)

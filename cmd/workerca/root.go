@@ -32,16 +32,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Long:          "workerca issues short-lived X.509 worker certificates after a machine proves who it is,\nand records every certificate in its ledger before returning it.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			var l slog.Level
+			if err := l.UnmarshalText([]byte(e.logLevel)); err != nil {
+				return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", e.logLevel)}
+			}
+			return nil
+		},
 	}
 	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
+	// Flag parsing errors are wrong invocations (exit 2), told apart by
+	// type, not by the words of the message.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "workerca:", err)
 		var ue usageError
-		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "flag") {
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 			return 2
 		}
 		return 1
