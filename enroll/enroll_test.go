@@ -166,3 +166,32 @@ func TestRenewAfter(t *testing.T) {
 		t.Fatalf("RenewAfter = %v, want two hours in", got)
 	}
 }
+
+// TestRenewChainCap: renewals carry the original attestation time, and
+// past the pool's MaxRenewalChain the worker must attest again.
+func TestRenewChainCap(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		t.Parallel()
+		p := pool(t, "default", 0, enroll.MethodToken)
+		p.MaxRenewalChain = 90 * time.Minute
+		f := newFixture(t, st, p)
+		ctx := context.Background()
+		first, err := f.svc.EnrollToken(ctx, f.token(t, "default", "w-1"), csrPEM(t, ca.KeyP256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(45 * time.Minute)
+		second, err := f.svc.Renew(ctx, enroll.RenewRequest{Current: first.Certificate, CSR: csrPEM(t, ca.KeyEd25519)})
+		if err != nil {
+			t.Fatalf("renewal within the chain cap: %v", err)
+		}
+		f.clock.Add(50 * time.Minute) // 95 minutes after attestation; the second certificate is still valid
+		if _, err := f.svc.Renew(ctx, enroll.RenewRequest{Current: second.Certificate, CSR: csrPEM(t, ca.KeyP256)}); !errors.Is(err, enroll.ErrReattestationRequired) {
+			t.Fatalf("renewal past the chain cap: err = %v, want ErrReattestationRequired", err)
+		}
+		f.clock.Add(time.Hour) // the first certificate (1h TTL) has expired
+		if _, err := f.svc.Renew(ctx, enroll.RenewRequest{Current: first.Certificate, CSR: csrPEM(t, ca.KeyP256)}); !errors.Is(err, enroll.ErrCertificateExpired) {
+			t.Fatalf("renewal of an expired certificate: err = %v, want ErrCertificateExpired", err)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package enroll
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/workerca/workerca/ca"
 )
@@ -22,6 +23,9 @@ type Pool struct {
 	MaxActiveWorkers int
 	// Methods lists the enrollment methods the pool accepts.
 	Methods []string
+	// MaxRenewalChain caps how long a worker may renew over mTLS after
+	// its last attestation before it must attest again; 0 means no cap.
+	MaxRenewalChain time.Duration
 }
 
 // Name returns the pool's name.
@@ -33,6 +37,9 @@ func (p Pool) allows(method string) bool { return slices.Contains(p.Methods, met
 func checkPool(p Pool, known []string) error {
 	if p.Profile == nil {
 		return fmt.Errorf("enroll: pool without profile")
+	}
+	if p.MaxRenewalChain < 0 {
+		return fmt.Errorf("enroll: pool %s: max_renewal_chain must not be negative", p.Name())
 	}
 	if p.MaxActiveWorkers < 0 {
 		return fmt.Errorf("enroll: pool %s: max_active_workers must not be negative", p.Name())

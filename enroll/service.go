@@ -30,6 +30,7 @@ type Ledger interface {
 	// CreateToken stores a token with its audit event.
 	CreateToken(ctx context.Context, t *store.EnrollmentToken, audit store.AuditEvent) error
 	challenges
+	certificates
 }
 
 // Observer receives one call per issuance attempt that reached a pool:

@@ -48,6 +48,9 @@ const (
 	// accessEvidence: attestation evidence in the body, checked by the
 	// method's attestor through package enroll.
 	accessEvidence
+	// accessWorker: a worker certificate over mTLS, verified to our roots
+	// and checked against the ledger. API keys are refused.
+	accessWorker
 )
 
 func (a access) String() string {
@@ -58,6 +61,8 @@ func (a access) String() string {
 		return "enrollment-token"
 	case accessEvidence:
 		return "attestation-evidence"
+	case accessWorker:
+		return "worker-certificate"
 	}
 	return "anyone"
 }
@@ -66,6 +71,7 @@ func anyone() access          { return access{kind: accessAnyone} }
 func apiKey(sc Scope) access  { return access{kind: accessAPIKey, scope: sc} }
 func enrollmentToken() access { return access{kind: accessToken} }
 func evidence() access        { return access{kind: accessEvidence} }
+func worker() access          { return access{kind: accessWorker} }
 func bearer(c echo.Context) string {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	scheme, tok, ok := strings.Cut(h, " ")

@@ -51,6 +51,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.U
 // and is verified at it, so the tests do not depend on the wall clock.
 type fixture struct {
 	st      *store.Store
+	srv     *web.Server
 	h       *catest.Hierarchy
 	clock   *clock
 	metrics *web.Metrics
@@ -102,6 +103,7 @@ func newServer(t *testing.T, st *store.Store) (*web.Server, *fixture) {
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
+	f.srv = srv
 	return srv, f
 }
 
@@ -176,6 +178,8 @@ type request struct {
 	chunked bool
 	// plain sends the request to the plain HTTP listener.
 	plain bool
+	// cert is presented as the TLS client certificate.
+	cert *tls.Certificate
 }
 
 type response struct {
@@ -211,7 +215,17 @@ func (f *fixture) do(t *testing.T, r request) response {
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
 	}
-	resp, err := f.client.Do(req)
+	client := f.client
+	if r.cert != nil {
+		cert := r.cert
+		tr := &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: f.h.Roots(), Time: f.clock.Now, MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
+		}}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Timeout: f.client.Timeout, Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", r.method, r.path, err)
 	}

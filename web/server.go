@@ -57,6 +57,7 @@ type Config struct {
 // Server is workerca's HTTP edge.
 type Server struct {
 	cfg    Config
+	roots  *x509.CertPool
 	log    *slog.Logger
 	echo   *echo.Echo
 	routes []route
@@ -92,7 +93,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New()}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New(), roots: x509.NewCertPool()}
+	for _, r := range cfg.Roots {
+		s.roots.AddCert(r)
+	}
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.Use(
@@ -104,8 +108,11 @@ func New(cfg Config) (*Server, error) {
 	s.routes = s.routeTable()
 	for _, r := range s.routes {
 		mw := []echo.MiddlewareFunc{s.listenerRule(r)}
-		if r.access.kind == accessAPIKey {
-			mw = append(mw, s.requireAPIKey(r.access.scope))
+		switch r.access.kind {
+		case accessAPIKey:
+			mw = append(mw, s.refuseWorker, s.requireAPIKey(r.access.scope))
+		case accessWorker:
+			mw = append(mw, s.requireWorker)
 		}
 		s.echo.Add(r.method, r.path, r.handler, mw...)
 	}
@@ -129,7 +136,28 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/v1/enroll/token", enrollmentToken(), false, s.enrollToken},
 		{http.MethodPost, "/v1/enroll/challenge", anyone(), false, s.createChallenge},
 		{http.MethodPost, "/v1/enroll", evidence(), false, s.enrollJSON},
+		{http.MethodPost, "/v1/renew", worker(), false, s.renew},
 	}
+}
+
+// RouteInfo describes one registered route and its access rule.
+type RouteInfo struct {
+	// Method and Path are as registered ("/v1/admin/certificates/:serial").
+	Method, Path string
+	// Access is the rule: "anyone", "api-key:<scope>", "enrollment-token",
+	// "attestation-evidence" or "worker-certificate".
+	Access string
+	// Public routes are also served on the plain HTTP listener.
+	Public bool
+}
+
+// Routes lists every route with its access rule, for tests and docs.
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = RouteInfo{Method: r.method, Path: r.path, Access: r.access.String(), Public: r.public}
+	}
+	return out
 }
 
 // Handler returns the router, for tests and embedding.

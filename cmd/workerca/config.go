@@ -73,6 +73,7 @@ type poolConfig struct {
 	TTL              string   `json:"ttl,omitempty"`
 	KeyTypes         []string `json:"key_types,omitempty"`
 	MaxActiveWorkers int      `json:"max_active_workers,omitempty"`
+	MaxRenewalChain  string   `json:"max_renewal_chain,omitempty"`
 	Methods          []string `json:"methods"`
 	TemplateFile     string   `json:"template_file,omitempty"`
 }
@@ -159,7 +160,11 @@ func (c *fileConfig) pools(dir string) ([]enroll.Pool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		out = append(out, enroll.Pool{Profile: prof, MaxActiveWorkers: pc.MaxActiveWorkers, Methods: pc.Methods})
+		chain, err := parseDuration("pool "+pc.Name+": max_renewal_chain", pc.MaxRenewalChain)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, enroll.Pool{Profile: prof, MaxActiveWorkers: pc.MaxActiveWorkers, Methods: pc.Methods, MaxRenewalChain: chain})
 	}
 	return out, nil
 }

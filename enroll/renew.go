@@ -1,0 +1,97 @@
+package enroll
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/store"
+)
+
+// Renewal refusals.
+var (
+	// ErrCertificateUnknown means the presented certificate is not in the
+	// ledger (or is not a worker certificate).
+	ErrCertificateUnknown = errors.New("enroll: certificate not in the ledger")
+	// ErrCertificateExpired means the presented certificate has expired.
+	ErrCertificateExpired = errors.New("enroll: certificate expired")
+	// ErrCertificateRevoked means the presented certificate was revoked.
+	ErrCertificateRevoked = errors.New("enroll: certificate revoked")
+	// ErrReattestationRequired means the renewal chain has run longer than
+	// the pool's max_renewal_chain: the worker must attest again.
+	ErrReattestationRequired = errors.New("enroll: renewal chain too long, attest again")
+)
+
+// CheckWorker decides whether a verified worker certificate may act as a
+// worker now: it must be in the ledger as a worker certificate, unexpired
+// and unrevoked. It returns the ledger row.
+func (s *Service) CheckWorker(ctx context.Context, cert *x509.Certificate) (*store.Certificate, error) {
+	if cert == nil {
+		return nil, fmt.Errorf("%w: no certificate", ErrCertificateUnknown)
+	}
+	serial := ca.SerialHex(cert.SerialNumber)
+	row, err := s.cfg.Ledger.Certificate(ctx, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: serial %s", ErrCertificateUnknown, serial)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
+	case row.Method == MethodServer || row.Pool == "":
+		return nil, fmt.Errorf("%w: serial %s is not a worker certificate", ErrCertificateUnknown, serial)
+	case row.RevokedAt != nil:
+		return nil, fmt.Errorf("%w: serial %s at %s", ErrCertificateRevoked, serial, row.RevokedAt.Format(time.RFC3339))
+	case !s.cfg.Clock().Before(row.NotAfter):
+		return nil, fmt.Errorf("%w: serial %s at %s", ErrCertificateExpired, serial, row.NotAfter.Format(time.RFC3339))
+	}
+	return row, nil
+}
+
+// certificates is the part of the ledger renewal needs.
+type certificates interface {
+	Certificate(ctx context.Context, serial string) (*store.Certificate, error)
+}
+
+// RenewRequest is POST /v1/renew.
+type RenewRequest struct {
+	// Current is the worker's certificate from the mTLS handshake, its
+	// chain already verified to our roots by the caller.
+	Current *x509.Certificate
+	// CSR is the new request; a new key is allowed.
+	CSR []byte
+}
+
+// Renew issues a certificate with the same identity as the current one,
+// linked to it by parent serial. The ledger, not the certificate, decides:
+// the current certificate must be recorded, unexpired and unrevoked, and
+// the chain of renewals since the last attestation must be within the
+// pool's MaxRenewalChain.
+func (s *Service) Renew(ctx context.Context, req RenewRequest) (*Result, error) {
+	row, err := s.CheckWorker(ctx, req.Current)
+	if err != nil {
+		return nil, err
+	}
+	serial := row.Serial
+	now := s.cfg.Clock()
+	pool, err := s.Pool(row.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if pool.MaxRenewalChain > 0 && now.Sub(row.AttestedAt) > pool.MaxRenewalChain {
+		return nil, fmt.Errorf("%w: attested at %s, pool %s allows %s", ErrReattestationRequired,
+			row.AttestedAt.Format(time.RFC3339), pool.Name(), pool.MaxRenewalChain)
+	}
+	return s.Issue(ctx, Request{
+		CSR: req.CSR,
+		Identity: ca.Identity{
+			Pool: row.Pool, WorkerID: row.WorkerID, Method: row.Method, EnrollmentID: row.EnrollmentID,
+		},
+		AttestationSubject: row.AttestationSubject,
+		Evidence:           map[string]string{"renewal_of": serial},
+		ParentSerial:       serial,
+		AttestedAt:         row.AttestedAt,
+		Actor:              "worker:" + serial,
+	})
+}
