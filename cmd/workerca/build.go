@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
@@ -87,6 +88,10 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	attestors, err := cfg.attestors(dir, time.Now)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, storeConfig(dir, cfg.Database, dsnOverride))
 	if err != nil {
 		return nil, err
@@ -94,7 +99,7 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	metrics := web.NewMetrics()
 	svc, err := enroll.New(enroll.Config{
 		Issuer: iss, Ledger: st, TrustDomain: cfg.TrustDomain, Pools: pools,
-		Logger: log, Observer: metrics,
+		Logger: log, Observer: metrics, Attestors: attestors,
 	})
 	if err != nil {
 		st.Close()

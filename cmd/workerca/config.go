@@ -9,12 +9,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/enroll/gcpiit"
 )
 
 // fileConfig is the JSON configuration file, decoded strictly (unknown
@@ -40,8 +42,31 @@ type fileConfig struct {
 	URLs urlsConfig `json:"urls"`
 	// EnrollmentOID overrides the enrollment extension's OID (dotted).
 	EnrollmentOID string `json:"enrollment_oid,omitempty"`
+	// PublicURL is the CA's base URL as workers reach it
+	// ("https://ca.example.com"); cloud evidence is bound to it.
+	PublicURL string `json:"public_url,omitempty"`
+	// Attestation configures the cloud attestors.
+	Attestation attestationConfig `json:"attestation"`
 	// Pools are the worker pools.
 	Pools []poolConfig `json:"pools"`
+}
+
+type attestationConfig struct {
+	GCP *gcpConfig `json:"gcp,omitempty"`
+}
+
+// gcpConfig is where Google's token-signing keys come from.
+type gcpConfig struct {
+	// JWKSURL overrides Google's key set URL.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// JWKSFile pins the key set from a file (air-gapped sites).
+	JWKSFile string `json:"jwks_file,omitempty"`
+}
+
+// gcpPoolConfig is one pool's gcp-iit policy.
+type gcpPoolConfig struct {
+	Projects       []string `json:"projects,omitempty"`
+	MaxInstanceAge string   `json:"max_instance_age,omitempty"`
 }
 
 type databaseConfig struct {
@@ -75,7 +100,9 @@ type poolConfig struct {
 	MaxActiveWorkers int      `json:"max_active_workers,omitempty"`
 	MaxRenewalChain  string   `json:"max_renewal_chain,omitempty"`
 	Methods          []string `json:"methods"`
-	TemplateFile     string   `json:"template_file,omitempty"`
+	// GCP is the pool's gcp-iit policy; required when methods has gcp-iit.
+	GCP          *gcpPoolConfig `json:"gcp,omitempty"`
+	TemplateFile string         `json:"template_file,omitempty"`
 }
 
 // loadConfig reads and strictly decodes a configuration file.
@@ -208,4 +235,46 @@ func parseDuration(field, s string) (time.Duration, error) {
 		return 0, fmt.Errorf("config: %s: %q is not a duration like \"24h\"", field, s)
 	}
 	return d, nil
+}
+
+// attestors builds the cloud attestors the pools ask for.
+func (c *fileConfig) attestors(dir string, clock func() time.Time) ([]enroll.Attestor, error) {
+	var out []enroll.Attestor
+	var gcpPools []enroll.GCPPool
+	for _, pc := range c.Pools {
+		hasGCP := slices.Contains(pc.Methods, enroll.MethodGCP)
+		switch {
+		case hasGCP && pc.GCP == nil:
+			return nil, fmt.Errorf("config: pool %s: method %s needs a \"gcp\" policy (projects, max_instance_age)", pc.Name, enroll.MethodGCP)
+		case !hasGCP && pc.GCP != nil:
+			return nil, fmt.Errorf("config: pool %s: \"gcp\" policy given but methods lacks %s", pc.Name, enroll.MethodGCP)
+		case !hasGCP:
+			continue
+		}
+		age, err := parseDuration("pool "+pc.Name+": gcp.max_instance_age", pc.GCP.MaxInstanceAge)
+		if err != nil {
+			return nil, err
+		}
+		gcpPools = append(gcpPools, enroll.GCPPool{Pool: pc.Name, Projects: pc.GCP.Projects, MaxInstanceAge: age})
+	}
+	if len(gcpPools) > 0 {
+		gc := gcpConfig{}
+		if c.Attestation.GCP != nil {
+			gc = *c.Attestation.GCP
+		}
+		file := ""
+		if gc.JWKSFile != "" {
+			file = resolve(dir, gc.JWKSFile)
+		}
+		v, err := gcpiit.New(gcpiit.Config{JWKSURL: gc.JWKSURL, JWKSFile: file, Clock: clock})
+		if err != nil {
+			return nil, fmt.Errorf("config: attestation.gcp: %w", err)
+		}
+		a, err := enroll.NewGCPAttestor(enroll.GCPConfig{Verifier: v, PublicURL: c.PublicURL, Pools: gcpPools})
+		if err != nil {
+			return nil, fmt.Errorf("config: %w (set public_url)", err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
