@@ -3,11 +3,11 @@ package enroll
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/workerca/workerca/store"
@@ -16,13 +16,17 @@ import (
 // ChallengeTTL is how long a nonce from CreateChallenge is accepted.
 const ChallengeTTL = 5 * time.Minute
 
-// nonceBytes is the nonce's entropy: 256 bits, above the 128 the design
-// asks for.
-const nonceBytes = 32
+// NonceLength is the nonce's length in characters. A nonce is drawn
+// uniformly from the 62 letters and digits, so it is valid base64url
+// text, carries 190 bits, and fits Azure IMDS, which takes at most 32
+// alphanumeric characters as its attested document's nonce.
+const NonceLength = 32
+
+const nonceAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // Challenge is a fresh single-use nonce for POST /v1/enroll.
 type Challenge struct {
-	// Nonce is base64url without padding; only its hash is stored.
+	// Nonce is NonceLength letters and digits; only its hash is stored.
 	Nonce string
 	// ExpiresAt is when it stops being accepted.
 	ExpiresAt time.Time
@@ -36,17 +40,48 @@ type challenges interface {
 
 // CreateChallenge hands out a nonce valid for ChallengeTTL.
 func (s *Service) CreateChallenge(ctx context.Context) (*Challenge, error) {
-	b := make([]byte, nonceBytes)
-	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
-		return nil, fmt.Errorf("enroll: nonce: %w", err)
+	nonce, err := randomNonce(s.cfg.Rand)
+	if err != nil {
+		return nil, err
 	}
-	nonce := base64.RawURLEncoding.EncodeToString(b)
 	now := s.cfg.Clock().UTC()
 	c := &store.Challenge{NonceHash: hashNonce(nonce), CreatedAt: now, ExpiresAt: now.Add(ChallengeTTL)}
 	if err := s.cfg.Ledger.CreateChallenge(ctx, c); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
 	}
 	return &Challenge{Nonce: nonce, ExpiresAt: c.ExpiresAt}, nil
+}
+
+// randomNonce draws NonceLength characters of nonceAlphabet uniformly,
+// rejecting bytes that would bias the draw.
+func randomNonce(r io.Reader) (string, error) {
+	out := make([]byte, 0, NonceLength)
+	buf := make([]byte, 64)
+	const limit = 256 - 256%len(nonceAlphabet) // 248: bytes below it map uniformly
+	for len(out) < NonceLength {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", fmt.Errorf("enroll: nonce: %w", err)
+		}
+		for _, b := range buf {
+			if int(b) < limit && len(out) < NonceLength {
+				out = append(out, nonceAlphabet[int(b)%len(nonceAlphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// validNonce reports whether s has the shape of our nonces.
+func validNonce(s string) bool {
+	if len(s) != NonceLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune(nonceAlphabet, rune(s[i])) {
+			return false
+		}
+	}
+	return true
 }
 
 // hashNonce is the nonce's storage key.
@@ -59,8 +94,7 @@ func hashNonce(nonce string) string {
 // clear answer: the single-use guarantee is the conditional update in the
 // issuance transaction.
 func (s *Service) checkNonce(ctx context.Context, nonce string) error {
-	b, err := base64.RawURLEncoding.DecodeString(nonce)
-	if err != nil || len(b) != nonceBytes {
+	if !validNonce(nonce) {
 		return fmt.Errorf("%w: not a nonce from /v1/enroll/challenge", ErrNonceInvalid)
 	}
 	c, err := s.cfg.Ledger.Challenge(ctx, hashNonce(nonce))

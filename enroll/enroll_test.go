@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,8 +44,11 @@ func TestEnrollTokenMethodWithNonce(t *testing.T) {
 		if d := ch.ExpiresAt.Sub(f.clock.Now()); d != enroll.ChallengeTTL {
 			t.Fatalf("challenge lives %v, want %v", d, enroll.ChallengeTTL)
 		}
-		if len(ch.Nonce) != 43 {
-			t.Fatalf("nonce %q: want 43 base64url characters (256 bits)", ch.Nonce)
+		if len(ch.Nonce) != enroll.NonceLength || strings.Trim(ch.Nonce, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") != "" {
+			t.Fatalf("nonce %q: want %d letters and digits", ch.Nonce, enroll.NonceLength)
+		}
+		if again, err := f.svc.CreateChallenge(ctx); err != nil || again.Nonce == ch.Nonce {
+			t.Fatalf("second nonce %v, %v: want a different one", again, err)
 		}
 		req := enroll.EnrollRequest{Method: enroll.MethodToken, CSR: csrPEM(t, ca.KeyP256), Nonce: ch.Nonce, Evidence: tokenEvidence(f.token(t, "default", "w-2"))}
 		if _, err := f.svc.Enroll(ctx, req); err != nil {
@@ -91,7 +95,7 @@ func TestEnrollRefusals(t *testing.T) {
 				return enroll.EnrollRequest{Method: enroll.MethodToken, CSR: csr, Nonce: "abc", Evidence: tokenEvidence(f.token(t, "default", "w-n1"))}
 			}, enroll.ErrNonceInvalid},
 			{"fail/nonce-never-issued", func(t *testing.T) enroll.EnrollRequest {
-				return enroll.EnrollRequest{Method: enroll.MethodToken, CSR: csr, Nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", Evidence: tokenEvidence(f.token(t, "default", "w-n2"))}
+				return enroll.EnrollRequest{Method: enroll.MethodToken, CSR: csr, Nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", Evidence: tokenEvidence(f.token(t, "default", "w-n2"))}
 			}, enroll.ErrNonceInvalid},
 			{"fail/nonce-expired", func(t *testing.T) enroll.EnrollRequest {
 				return enroll.EnrollRequest{Method: enroll.MethodToken, CSR: csr, Nonce: expired.Nonce, Evidence: tokenEvidence(f.token(t, "default", "w-n3"))}
