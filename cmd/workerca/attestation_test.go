@@ -36,6 +36,12 @@ func TestConfigAttestors(t *testing.T) {
 		{"fail/gcp-policy-without-method", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"token"}, GCP: &gcpPoolConfig{}}}}, "methods lacks gcp-iit", 0},
 		{"fail/gcp-without-public-url", fileConfig{Attestation: attestationConfig{GCP: &gcpConfig{JWKSFile: "google.json"}},
 			Pools: []poolConfig{{Name: "p", Methods: []string{"gcp-iit"}, GCP: &gcpPoolConfig{}}}}, "public_url", 0},
+		{"ok/azure-shipped-roots", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"azure"}, Azure: &azurePoolConfig{Subscriptions: []string{"s"}}}}}, "", 1},
+		{"ok/gcp-and-azure", fileConfig{PublicURL: "https://ca.example.com", Attestation: attestationConfig{GCP: &gcpConfig{JWKSFile: "google.json"}},
+			Pools: []poolConfig{{Name: "p", Methods: []string{"azure", "gcp-iit"}, Azure: &azurePoolConfig{}, GCP: &gcpPoolConfig{}}}}, "", 2},
+		{"fail/azure-method-without-policy", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"azure"}}}}, `needs an "azure" policy`, 0},
+		{"fail/azure-roots-file-missing", fileConfig{Attestation: attestationConfig{Azure: &azureConfig{RootsFile: "nope.pem"}},
+			Pools: []poolConfig{{Name: "p", Methods: []string{"azure"}, Azure: &azurePoolConfig{}}}}, "roots_file", 0},
 		{"fail/gcp-bad-age", fileConfig{PublicURL: "https://ca.example.com",
 			Pools: []poolConfig{{Name: "p", Methods: []string{"gcp-iit"}, GCP: &gcpPoolConfig{MaxInstanceAge: "old"}}}}, "max_instance_age", 0},
 	}

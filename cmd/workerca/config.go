@@ -16,6 +16,7 @@ import (
 
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/enroll/azure"
 	"github.com/workerca/workerca/enroll/gcpiit"
 )
 
@@ -52,7 +53,22 @@ type fileConfig struct {
 }
 
 type attestationConfig struct {
-	GCP *gcpConfig `json:"gcp,omitempty"`
+	GCP   *gcpConfig   `json:"gcp,omitempty"`
+	Azure *azureConfig `json:"azure,omitempty"`
+}
+
+// azureConfig adds trust for Azure attested documents beyond the shipped
+// Microsoft roots and issuing CAs.
+type azureConfig struct {
+	// RootsFile replaces the shipped roots (PEM bundle).
+	RootsFile string `json:"roots_file,omitempty"`
+	// IntermediatesFile adds issuing CAs (PEM bundle).
+	IntermediatesFile string `json:"intermediates_file,omitempty"`
+}
+
+// azurePoolConfig is one pool's azure policy.
+type azurePoolConfig struct {
+	Subscriptions []string `json:"subscriptions,omitempty"`
 }
 
 // gcpConfig is where Google's token-signing keys come from.
@@ -101,8 +117,10 @@ type poolConfig struct {
 	MaxRenewalChain  string   `json:"max_renewal_chain,omitempty"`
 	Methods          []string `json:"methods"`
 	// GCP is the pool's gcp-iit policy; required when methods has gcp-iit.
-	GCP          *gcpPoolConfig `json:"gcp,omitempty"`
-	TemplateFile string         `json:"template_file,omitempty"`
+	GCP *gcpPoolConfig `json:"gcp,omitempty"`
+	// Azure is the pool's azure policy; required when methods has azure.
+	Azure        *azurePoolConfig `json:"azure,omitempty"`
+	TemplateFile string           `json:"template_file,omitempty"`
 }
 
 // loadConfig reads and strictly decodes a configuration file.
@@ -256,6 +274,43 @@ func (c *fileConfig) attestors(dir string, clock func() time.Time) ([]enroll.Att
 			return nil, err
 		}
 		gcpPools = append(gcpPools, enroll.GCPPool{Pool: pc.Name, Projects: pc.GCP.Projects, MaxInstanceAge: age})
+	}
+	var azurePools []enroll.AzurePool
+	for _, pc := range c.Pools {
+		has := slices.Contains(pc.Methods, enroll.MethodAzure)
+		switch {
+		case has && pc.Azure == nil:
+			return nil, fmt.Errorf("config: pool %s: method %s needs an \"azure\" policy (subscriptions)", pc.Name, enroll.MethodAzure)
+		case !has && pc.Azure != nil:
+			return nil, fmt.Errorf("config: pool %s: \"azure\" policy given but methods lacks %s", pc.Name, enroll.MethodAzure)
+		case has:
+			azurePools = append(azurePools, enroll.AzurePool{Pool: pc.Name, Subscriptions: pc.Azure.Subscriptions})
+		}
+	}
+	if len(azurePools) > 0 {
+		ac := azure.Config{Clock: clock}
+		if c.Attestation.Azure != nil {
+			var err error
+			if f := c.Attestation.Azure.RootsFile; f != "" {
+				if ac.Roots, err = ca.ReadCertificates(resolve(dir, f)); err != nil {
+					return nil, fmt.Errorf("config: attestation.azure.roots_file: %w", err)
+				}
+			}
+			if f := c.Attestation.Azure.IntermediatesFile; f != "" {
+				if ac.Intermediates, err = ca.ReadCertificates(resolve(dir, f)); err != nil {
+					return nil, fmt.Errorf("config: attestation.azure.intermediates_file: %w", err)
+				}
+			}
+		}
+		v, err := azure.New(ac)
+		if err != nil {
+			return nil, fmt.Errorf("config: attestation.azure: %w", err)
+		}
+		a, err := enroll.NewAzureAttestor(enroll.AzureConfig{Verifier: v, Pools: azurePools})
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		out = append(out, a)
 	}
 	if len(gcpPools) > 0 {
 		gc := gcpConfig{}
