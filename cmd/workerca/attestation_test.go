@@ -42,6 +42,10 @@ func TestConfigAttestors(t *testing.T) {
 		{"fail/azure-method-without-policy", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"azure"}}}}, `needs an "azure" policy`, 0},
 		{"fail/azure-roots-file-missing", fileConfig{Attestation: attestationConfig{Azure: &azureConfig{RootsFile: "nope.pem"}},
 			Pools: []poolConfig{{Name: "p", Methods: []string{"azure"}, Azure: &azurePoolConfig{}}}}, "roots_file", 0},
+		{"ok/aws", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"aws-iid"}, AWS: &awsPoolConfig{Accounts: []string{"111122223333"}, MaxAge: "10m"}}}}, "", 1},
+		{"fail/aws-without-accounts", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"aws-iid"}, AWS: &awsPoolConfig{}}}}, "at least one account", 0},
+		{"fail/aws-bad-reattest", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"aws-iid"}, AWS: &awsPoolConfig{Accounts: []string{"1"}, Reattest: "sometimes"}}}}, "reattest", 0},
+		{"fail/aws-method-without-policy", fileConfig{Pools: []poolConfig{{Name: "p", Methods: []string{"aws-iid"}}}}, `needs an "aws" policy`, 0},
 		{"fail/gcp-bad-age", fileConfig{PublicURL: "https://ca.example.com",
 			Pools: []poolConfig{{Name: "p", Methods: []string{"gcp-iit"}, GCP: &gcpPoolConfig{MaxInstanceAge: "old"}}}}, "max_instance_age", 0},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/enroll/awsiid"
 	"github.com/workerca/workerca/enroll/azure"
 	"github.com/workerca/workerca/enroll/gcpiit"
 )
@@ -53,6 +54,7 @@ type fileConfig struct {
 }
 
 type attestationConfig struct {
+	AWS   *awsConfig   `json:"aws,omitempty"`
 	GCP   *gcpConfig   `json:"gcp,omitempty"`
 	Azure *azureConfig `json:"azure,omitempty"`
 }
@@ -64,6 +66,21 @@ type azureConfig struct {
 	RootsFile string `json:"roots_file,omitempty"`
 	// IntermediatesFile adds issuing CAs (PEM bundle).
 	IntermediatesFile string `json:"intermediates_file,omitempty"`
+}
+
+// awsConfig adds AWS signing certificates to the shipped ones.
+type awsConfig struct {
+	// CertificatesFile holds extra AWS certificates (PEM), trusted for
+	// every region and form.
+	CertificatesFile string `json:"certificates_file,omitempty"`
+}
+
+// awsPoolConfig is one pool's aws-iid policy.
+type awsPoolConfig struct {
+	Accounts []string `json:"accounts"`
+	Regions  []string `json:"regions,omitempty"`
+	MaxAge   string   `json:"max_age,omitempty"`
+	Reattest string   `json:"reattest,omitempty"`
 }
 
 // azurePoolConfig is one pool's azure policy.
@@ -118,6 +135,8 @@ type poolConfig struct {
 	Methods          []string `json:"methods"`
 	// GCP is the pool's gcp-iit policy; required when methods has gcp-iit.
 	GCP *gcpPoolConfig `json:"gcp,omitempty"`
+	// AWS is the pool's aws-iid policy; required when methods has aws-iid.
+	AWS *awsPoolConfig `json:"aws,omitempty"`
 	// Azure is the pool's azure policy; required when methods has azure.
 	Azure        *azurePoolConfig `json:"azure,omitempty"`
 	TemplateFile string           `json:"template_file,omitempty"`
@@ -274,6 +293,42 @@ func (c *fileConfig) attestors(dir string, clock func() time.Time) ([]enroll.Att
 			return nil, err
 		}
 		gcpPools = append(gcpPools, enroll.GCPPool{Pool: pc.Name, Projects: pc.GCP.Projects, MaxInstanceAge: age})
+	}
+	var awsPools []enroll.AWSPool
+	for _, pc := range c.Pools {
+		has := slices.Contains(pc.Methods, enroll.MethodAWS)
+		switch {
+		case has && pc.AWS == nil:
+			return nil, fmt.Errorf("config: pool %s: method %s needs an \"aws\" policy (accounts, regions, max_age, reattest)", pc.Name, enroll.MethodAWS)
+		case !has && pc.AWS != nil:
+			return nil, fmt.Errorf("config: pool %s: \"aws\" policy given but methods lacks %s", pc.Name, enroll.MethodAWS)
+		case has:
+			age, err := parseDuration("pool "+pc.Name+": aws.max_age", pc.AWS.MaxAge)
+			if err != nil {
+				return nil, err
+			}
+			awsPools = append(awsPools, enroll.AWSPool{Pool: pc.Name, Reattest: pc.AWS.Reattest,
+				Policy: awsiid.Policy{Accounts: pc.AWS.Accounts, Regions: pc.AWS.Regions, MaxAge: age}})
+		}
+	}
+	if len(awsPools) > 0 {
+		ac := awsiid.Config{Clock: clock}
+		if c.Attestation.AWS != nil && c.Attestation.AWS.CertificatesFile != "" {
+			certs, err := ca.ReadCertificates(resolve(dir, c.Attestation.AWS.CertificatesFile))
+			if err != nil {
+				return nil, fmt.Errorf("config: attestation.aws.certificates_file: %w", err)
+			}
+			ac.Certificates = certs
+		}
+		v, err := awsiid.New(ac)
+		if err != nil {
+			return nil, fmt.Errorf("config: attestation.aws: %w", err)
+		}
+		a, err := enroll.NewAWSAttestor(enroll.AWSConfig{Verifier: v, Pools: awsPools})
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		out = append(out, a)
 	}
 	var azurePools []enroll.AzurePool
 	for _, pc := range c.Pools {
