@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -174,12 +175,24 @@ func WriteCSR(path string, der []byte) error {
 	return writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644)
 }
 
-// ReadCertificates reads every certificate in a PEM file.
+// ReadCertificates reads every certificate in a PEM file; see
+// ParseCertificates.
 func ReadCertificates(path string) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
+	certs, err := ParseCertificates(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, path)
+	}
+	return certs, nil
+}
+
+// ParseCertificates parses a PEM bundle of one or more certificates. Text
+// between blocks is ignored (bundles carry comments); a PEM block that is
+// not a CERTIFICATE is an error, so a key pasted into a bundle is noticed.
+func ParseCertificates(b []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {
 		var block *pem.Block
@@ -188,16 +201,16 @@ func ReadCertificates(path string) ([]*x509.Certificate, error) {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			continue
+			return nil, fmt.Errorf("ca: PEM block %q where certificates were expected", block.Type)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("ca: %s: %w", path, err)
+			return nil, fmt.Errorf("ca: certificate %d: %w", len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("ca: %s: no PEM certificates", path)
+		return nil, errors.New("ca: no PEM certificates")
 	}
 	return certs, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -123,5 +124,36 @@ func TestKeyTypes(t *testing.T) {
 		if _, err := ca.KeyTypeOf(catest.WeakKey(t, weak).Public()); !errors.Is(err, ca.ErrKeyNotAllowed) {
 			t.Errorf("%s: err = %v", weak, err)
 		}
+	}
+}
+
+func TestParseCertificates(t *testing.T) {
+	h := catest.NewHierarchy(t, catest.Epoch)
+	bundle := ca.EncodeCertificates(h.Intermediate, h.Root)
+	keyBlock := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})
+	tests := []struct {
+		name string
+		in   []byte
+		want int
+	}{
+		{"ok/bundle", bundle, 2},
+		{"ok/comments-between-blocks", append(append([]byte("# intermediate\n"), bundle...), "# end\n"...), 2},
+		{"fail/empty", nil, 0},
+		{"fail/key-in-bundle", append(append([]byte{}, bundle...), keyBlock...), 0},
+		{"fail/garbage-certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x00}}), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ca.ParseCertificates(tc.in)
+			if tc.want == 0 {
+				if err == nil {
+					t.Fatalf("parsed %d certificates, want an error", len(got))
+				}
+				return
+			}
+			if err != nil || len(got) != tc.want || !got[0].Equal(h.Intermediate) {
+				t.Fatalf("got %d certificates, %v; want %d starting with the intermediate", len(got), err, tc.want)
+			}
+		})
 	}
 }

@@ -352,26 +352,14 @@ func pemBlock(typ string, der []byte) []byte {
 // parseChain reads a PEM chain of certificates and nothing else.
 func parseChain(t *testing.T, b []byte) []*x509.Certificate {
 	t.Helper()
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			t.Fatalf("PEM block %q in a certificate chain", block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
+	certs, err := ca.ParseCertificates(b)
+	if err != nil {
+		t.Fatalf("certificate chain: %v", err)
 	}
-	if len(bytes.TrimSpace(b)) != 0 {
-		t.Fatalf("non-PEM data after the chain: %q", b)
+	if i := bytes.LastIndex(b, []byte("-----END CERTIFICATE-----")); len(bytes.TrimSpace(b[i+len("-----END CERTIFICATE-----"):])) != 0 {
+		t.Fatalf("non-PEM data after the chain: %q", b[i:])
 	}
-	return out
+	return certs
 }
 
 // ledgerState is what an issuance would change: the active workers of

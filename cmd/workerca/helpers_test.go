@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/workerca/workerca/ca"
 )
 
 // syncBuffer is an io.Writer the server goroutine and the test may share.
@@ -195,21 +196,9 @@ func readCerts(t *testing.T, path string) []*x509.Certificate {
 
 func parseCerts(t *testing.T, b []byte) []*x509.Certificate {
 	t.Helper()
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			t.Fatalf("unexpected PEM block %q", block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs = append(certs, c)
+	certs, err := ca.ParseCertificates(b)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return certs
 }
