@@ -39,16 +39,7 @@ func awsFixture(t *testing.T, st *store.Store) (*fixture, *awsiidtest.Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
-	svc, err := enroll.New(enroll.Config{
-		Issuer: h.Issuer(t, ca.Config{Clock: clk.Now}), Ledger: st, TrustDomain: "workers.example.com",
-		Pools: []enroll.Pool{pool(t, "ec2", 0, enroll.MethodAWS), pool(t, "ec2-again", 0, enroll.MethodAWS)},
-		Clock: clk.Now, Attestors: []enroll.Attestor{att},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{svc: svc, st: st, h: h, clock: clk}, signer
+	return attestFixture(t, st, clk, att, pool(t, "ec2", 0, enroll.MethodAWS), pool(t, "ec2-again", 0, enroll.MethodAWS)), signer
 }
 
 func awsEvidence(ev awsiid.Evidence) json.RawMessage {

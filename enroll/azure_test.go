@@ -36,15 +36,7 @@ func azureFixture(t *testing.T, st *store.Store) (*fixture, *azuretest.Authority
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
-	svc, err := enroll.New(enroll.Config{
-		Issuer: h.Issuer(t, ca.Config{Clock: clk.Now}), Ledger: st, TrustDomain: "workers.example.com",
-		Pools: []enroll.Pool{pool(t, "vms", 0, enroll.MethodAzure)}, Clock: clk.Now, Attestors: []enroll.Attestor{att},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{svc: svc, st: st, h: h, clock: clk}, ms
+	return attestFixture(t, st, clk, att, pool(t, "vms", 0, enroll.MethodAzure)), ms
 }
 
 func azureEvidence(ev azure.Evidence) json.RawMessage {

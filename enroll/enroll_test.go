@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -184,17 +185,24 @@ func TestRenewChainCap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		renew := func(cert *x509.Certificate, csr []byte) (*enroll.Result, error) {
+			row, err := f.svc.CheckWorker(ctx, cert)
+			if err != nil {
+				return nil, err
+			}
+			return f.svc.Renew(ctx, enroll.RenewRequest{Worker: row, CSR: csr})
+		}
 		f.clock.Add(45 * time.Minute)
-		second, err := f.svc.Renew(ctx, enroll.RenewRequest{Current: first.Certificate, CSR: csrPEM(t, ca.KeyEd25519)})
+		second, err := renew(first.Certificate, csrPEM(t, ca.KeyEd25519))
 		if err != nil {
 			t.Fatalf("renewal within the chain cap: %v", err)
 		}
 		f.clock.Add(50 * time.Minute) // 95 minutes after attestation; the second certificate is still valid
-		if _, err := f.svc.Renew(ctx, enroll.RenewRequest{Current: second.Certificate, CSR: csrPEM(t, ca.KeyP256)}); !errors.Is(err, enroll.ErrReattestationRequired) {
+		if _, err := renew(second.Certificate, csrPEM(t, ca.KeyP256)); !errors.Is(err, enroll.ErrReattestationRequired) {
 			t.Fatalf("renewal past the chain cap: err = %v, want ErrReattestationRequired", err)
 		}
 		f.clock.Add(time.Hour) // the first certificate (1h TTL) has expired
-		if _, err := f.svc.Renew(ctx, enroll.RenewRequest{Current: first.Certificate, CSR: csrPEM(t, ca.KeyP256)}); !errors.Is(err, enroll.ErrCertificateExpired) {
+		if _, err := renew(first.Certificate, csrPEM(t, ca.KeyP256)); !errors.Is(err, enroll.ErrCertificateExpired) {
 			t.Fatalf("renewal of an expired certificate: err = %v, want ErrCertificateExpired", err)
 		}
 	})

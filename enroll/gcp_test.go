@@ -37,16 +37,7 @@ func gcpFixture(t *testing.T, st *store.Store) (*fixture, *gcpiittest.Provider) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
-	svc, err := enroll.New(enroll.Config{
-		Issuer: h.Issuer(t, ca.Config{Clock: clk.Now}), Ledger: st, TrustDomain: "workers.example.com",
-		Pools: []enroll.Pool{pool(t, "gce", 0, enroll.MethodGCP), pool(t, "gce-other", 0, enroll.MethodGCP), pool(t, "default", 0, enroll.MethodToken)},
-		Clock: clk.Now, Attestors: []enroll.Attestor{att},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{svc: svc, st: st, h: h, clock: clk}, google
+	return attestFixture(t, st, clk, att, pool(t, "gce", 0, enroll.MethodGCP), pool(t, "gce-other", 0, enroll.MethodGCP), pool(t, "default", 0, enroll.MethodToken)), google
 }
 
 func gcpEvidence(tok string) json.RawMessage {

@@ -39,14 +39,25 @@ func (s *Service) CheckWorker(ctx context.Context, cert *x509.Certificate) (*sto
 		return nil, fmt.Errorf("%w: serial %s", ErrCertificateUnknown, serial)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
-	case row.Method == MethodServer || row.Pool == "":
-		return nil, fmt.Errorf("%w: serial %s is not a worker certificate", ErrCertificateUnknown, serial)
-	case row.RevokedAt != nil:
-		return nil, fmt.Errorf("%w: serial %s at %s", ErrCertificateRevoked, serial, row.RevokedAt.Format(time.RFC3339))
-	case !s.cfg.Clock().Before(row.NotAfter):
-		return nil, fmt.Errorf("%w: serial %s at %s", ErrCertificateExpired, serial, row.NotAfter.Format(time.RFC3339))
+	}
+	if err := s.checkWorkerRow(row); err != nil {
+		return nil, err
 	}
 	return row, nil
+}
+
+// checkWorkerRow is CheckWorker's judgement of a ledger row, without I/O.
+func (s *Service) checkWorkerRow(row *store.Certificate) error {
+	serial := row.Serial
+	switch {
+	case row.Method == MethodServer || row.Pool == "":
+		return fmt.Errorf("%w: serial %s is not a worker certificate", ErrCertificateUnknown, serial)
+	case row.RevokedAt != nil:
+		return fmt.Errorf("%w: serial %s at %s", ErrCertificateRevoked, serial, row.RevokedAt.Format(time.RFC3339))
+	case !s.cfg.Clock().Before(row.NotAfter):
+		return fmt.Errorf("%w: serial %s at %s", ErrCertificateExpired, serial, row.NotAfter.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // certificates is the part of the ledger renewal needs.
@@ -56,9 +67,10 @@ type certificates interface {
 
 // RenewRequest is POST /v1/renew.
 type RenewRequest struct {
-	// Current is the worker's certificate from the mTLS handshake, its
-	// chain already verified to our roots by the caller.
-	Current *x509.Certificate
+	// Worker is the ledger row of the worker's current certificate, as
+	// CheckWorker returned it for the mTLS client certificate. Renew
+	// judges it again (expiry, revocation) without reading it again.
+	Worker *store.Certificate
 	// CSR is the new request; a new key is allowed.
 	CSR []byte
 }
@@ -69,8 +81,11 @@ type RenewRequest struct {
 // the chain of renewals since the last attestation must be within the
 // pool's MaxRenewalChain.
 func (s *Service) Renew(ctx context.Context, req RenewRequest) (*Result, error) {
-	row, err := s.CheckWorker(ctx, req.Current)
-	if err != nil {
+	row := req.Worker
+	if row == nil {
+		return nil, fmt.Errorf("%w: no certificate", ErrCertificateUnknown)
+	}
+	if err := s.checkWorkerRow(row); err != nil {
 		return nil, err
 	}
 	serial := row.Serial

@@ -53,6 +53,21 @@ func newFixture(t *testing.T, st *store.Store, pools ...enroll.Pool) *fixture {
 	return &fixture{svc: svc, st: st, h: h, clock: clk}
 }
 
+// attestFixture is an enrollment service over st with one attestor and
+// the given pools, on clk.
+func attestFixture(t *testing.T, st *store.Store, clk *clock, att enroll.Attestor, pools ...enroll.Pool) *fixture {
+	t.Helper()
+	h := catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
+	svc, err := enroll.New(enroll.Config{
+		Issuer: h.Issuer(t, ca.Config{Clock: clk.Now}), Ledger: st, TrustDomain: "workers.example.com",
+		Pools: pools, Clock: clk.Now, Attestors: []enroll.Attestor{att},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{svc: svc, st: st, h: h, clock: clk}
+}
+
 func pool(t *testing.T, name string, max int, methods ...string) enroll.Pool {
 	t.Helper()
 	p, err := ca.NewProfile(ca.ProfileConfig{Name: name, TTL: time.Hour, KeyTypes: []ca.KeyType{ca.KeyP256, ca.KeyEd25519}})

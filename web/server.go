@@ -56,11 +56,13 @@ type Config struct {
 
 // Server is workerca's HTTP edge.
 type Server struct {
-	cfg    Config
-	roots  *x509.CertPool
-	log    *slog.Logger
-	echo   *echo.Echo
-	routes []route
+	cfg   Config
+	roots *x509.CertPool
+	// intermediates are ours, for verifying worker client certificates.
+	interPool *x509.CertPool
+	log       *slog.Logger
+	echo      *echo.Echo
+	routes    []route
 }
 
 // route is one entry of the route table: every registered route has an
@@ -96,6 +98,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New(), roots: x509.NewCertPool()}
 	for _, r := range cfg.Roots {
 		s.roots.AddCert(r)
+	}
+	s.interPool = x509.NewCertPool()
+	for _, ic := range cfg.Intermediates {
+		s.interPool.AddCert(ic)
 	}
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler

@@ -25,12 +25,12 @@ func (s *Server) verifyClientCert(c echo.Context) (*x509.Certificate, error) {
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return leaf, newError(http.StatusUnauthorized, "certificate_expired", "the client certificate is outside its validity period")
 	}
-	inter := x509.NewCertPool()
-	for _, ic := range s.cfg.Intermediates {
-		inter.AddCert(ic)
-	}
-	for _, ic := range st.PeerCertificates[1:] {
-		inter.AddCert(ic)
+	inter := s.interPool
+	if len(st.PeerCertificates) > 1 {
+		inter = s.interPool.Clone()
+		for _, ic := range st.PeerCertificates[1:] {
+			inter.AddCert(ic)
+		}
 	}
 	_, err := leaf.Verify(x509.VerifyOptions{
 		Roots: s.roots, Intermediates: inter, CurrentTime: now,
@@ -104,7 +104,7 @@ func (s *Server) renew(c echo.Context) error {
 	if req.CSR == "" {
 		return newError(http.StatusBadRequest, "invalid_request", "csr is required")
 	}
-	res, err := s.cfg.Enroll.Renew(c.Request().Context(), enroll.RenewRequest{Current: w.cert, CSR: []byte(req.CSR)})
+	res, err := s.cfg.Enroll.Renew(c.Request().Context(), enroll.RenewRequest{Worker: w.row, CSR: []byte(req.CSR)})
 	if err != nil {
 		return err
 	}

@@ -274,41 +274,55 @@ func parseDuration(field, s string) (time.Duration, error) {
 	return d, nil
 }
 
+// policyFor says whether the pool uses method, and refuses a method
+// without its policy object (key) or a policy without its method.
+func (pc poolConfig) policyFor(method, key string, hasPolicy bool, fields string) (bool, error) {
+	uses := slices.Contains(pc.Methods, method)
+	switch {
+	case uses && !hasPolicy:
+		return false, fmt.Errorf("config: pool %s: method %s needs its %q policy (%s)", pc.Name, method, key, fields)
+	case !uses && hasPolicy:
+		return false, fmt.Errorf("config: pool %s: %q policy given but methods lacks %s", pc.Name, key, method)
+	}
+	return uses, nil
+}
+
 // attestors builds the cloud attestors the pools ask for.
 func (c *fileConfig) attestors(dir string, clock func() time.Time) ([]enroll.Attestor, error) {
 	var out []enroll.Attestor
-	var gcpPools []enroll.GCPPool
+	var (
+		awsPools   []enroll.AWSPool
+		gcpPools   []enroll.GCPPool
+		azurePools []enroll.AzurePool
+	)
 	for _, pc := range c.Pools {
-		hasGCP := slices.Contains(pc.Methods, enroll.MethodGCP)
-		switch {
-		case hasGCP && pc.GCP == nil:
-			return nil, fmt.Errorf("config: pool %s: method %s needs a \"gcp\" policy (projects, max_instance_age)", pc.Name, enroll.MethodGCP)
-		case !hasGCP && pc.GCP != nil:
-			return nil, fmt.Errorf("config: pool %s: \"gcp\" policy given but methods lacks %s", pc.Name, enroll.MethodGCP)
-		case !hasGCP:
-			continue
-		}
-		age, err := parseDuration("pool "+pc.Name+": gcp.max_instance_age", pc.GCP.MaxInstanceAge)
+		use, err := pc.policyFor(enroll.MethodAWS, "aws", pc.AWS != nil, "accounts, regions, max_age, reattest")
 		if err != nil {
 			return nil, err
 		}
-		gcpPools = append(gcpPools, enroll.GCPPool{Pool: pc.Name, Projects: pc.GCP.Projects, MaxInstanceAge: age})
-	}
-	var awsPools []enroll.AWSPool
-	for _, pc := range c.Pools {
-		has := slices.Contains(pc.Methods, enroll.MethodAWS)
-		switch {
-		case has && pc.AWS == nil:
-			return nil, fmt.Errorf("config: pool %s: method %s needs an \"aws\" policy (accounts, regions, max_age, reattest)", pc.Name, enroll.MethodAWS)
-		case !has && pc.AWS != nil:
-			return nil, fmt.Errorf("config: pool %s: \"aws\" policy given but methods lacks %s", pc.Name, enroll.MethodAWS)
-		case has:
+		if use {
 			age, err := parseDuration("pool "+pc.Name+": aws.max_age", pc.AWS.MaxAge)
 			if err != nil {
 				return nil, err
 			}
 			awsPools = append(awsPools, enroll.AWSPool{Pool: pc.Name, Reattest: pc.AWS.Reattest,
 				Policy: awsiid.Policy{Accounts: pc.AWS.Accounts, Regions: pc.AWS.Regions, MaxAge: age}})
+		}
+		if use, err = pc.policyFor(enroll.MethodGCP, "gcp", pc.GCP != nil, "projects, max_instance_age"); err != nil {
+			return nil, err
+		}
+		if use {
+			age, err := parseDuration("pool "+pc.Name+": gcp.max_instance_age", pc.GCP.MaxInstanceAge)
+			if err != nil {
+				return nil, err
+			}
+			gcpPools = append(gcpPools, enroll.GCPPool{Pool: pc.Name, Projects: pc.GCP.Projects, MaxInstanceAge: age})
+		}
+		if use, err = pc.policyFor(enroll.MethodAzure, "azure", pc.Azure != nil, "subscriptions"); err != nil {
+			return nil, err
+		}
+		if use {
+			azurePools = append(azurePools, enroll.AzurePool{Pool: pc.Name, Subscriptions: pc.Azure.Subscriptions})
 		}
 	}
 	if len(awsPools) > 0 {
@@ -329,18 +343,6 @@ func (c *fileConfig) attestors(dir string, clock func() time.Time) ([]enroll.Att
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		out = append(out, a)
-	}
-	var azurePools []enroll.AzurePool
-	for _, pc := range c.Pools {
-		has := slices.Contains(pc.Methods, enroll.MethodAzure)
-		switch {
-		case has && pc.Azure == nil:
-			return nil, fmt.Errorf("config: pool %s: method %s needs an \"azure\" policy (subscriptions)", pc.Name, enroll.MethodAzure)
-		case !has && pc.Azure != nil:
-			return nil, fmt.Errorf("config: pool %s: \"azure\" policy given but methods lacks %s", pc.Name, enroll.MethodAzure)
-		case has:
-			azurePools = append(azurePools, enroll.AzurePool{Pool: pc.Name, Subscriptions: pc.Azure.Subscriptions})
-		}
 	}
 	if len(azurePools) > 0 {
 		ac := azure.Config{Clock: clock}
