@@ -21,6 +21,8 @@ type certManagerConfig struct {
 	TTL         time.Duration
 	Clock       func() time.Time
 	Logger      *slog.Logger
+	// After waits like time.After (the default); tests drive it.
+	After func(time.Duration) <-chan time.Time
 }
 
 // certManager holds the HTTPS listener's certificate, issued by our own
@@ -36,6 +38,9 @@ func newCertManager(ctx context.Context, cfg certManagerConfig) (*certManager, e
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 24 * time.Hour
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
 	}
 	m := &certManager{cfg: cfg}
 	if err := m.renew(ctx); err != nil {
@@ -61,7 +66,7 @@ func (m *certManager) renew(ctx context.Context) error {
 // renewAt is two thirds into the current certificate's lifetime.
 func (m *certManager) renewAt() time.Time {
 	leaf := m.cert.Load().Leaf
-	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
+	return enroll.RenewAfter(leaf.NotBefore, leaf.NotAfter)
 }
 
 func (m *certManager) renewLoop(ctx context.Context) {
@@ -74,14 +79,14 @@ func (m *certManager) renewLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-m.cfg.After(wait):
 		}
 		if err := m.renew(ctx); err != nil {
 			m.cfg.Logger.Error("server certificate renewal failed; retrying", "error", err, "retry_in", retry)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(retry):
+			case <-m.cfg.After(retry):
 			}
 		}
 	}
