@@ -82,24 +82,34 @@ func pool(t *testing.T, name string, maxWorkers int) enroll.Pool {
 	return enroll.Pool{Profile: p, MaxActiveWorkers: maxWorkers, Methods: []string{enroll.MethodToken}}
 }
 
+// option changes a fixture's configuration before the service and the
+// server are built; the clock is already set.
+type option func(f *fixture, ec *enroll.Config, wc *web.Config)
+
 // newServer builds a web.Server over st with a fresh hierarchy and the
-// default pools, and does not start it.
-func newServer(t *testing.T, st *store.Store) (*web.Server, *fixture) {
+// default pools, applies opts, and does not start it.
+func newServer(t *testing.T, st *store.Store, opts ...option) (*web.Server, *fixture) {
 	t.Helper()
 	f := &fixture{st: st, clock: &clock{now: catest.Epoch}, metrics: web.NewMetrics()}
 	f.h = catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
-	svc, err := enroll.New(enroll.Config{
+	ec := enroll.Config{
 		Issuer: f.h.Issuer(t, ca.Config{Clock: f.clock.Now}), Ledger: st, TrustDomain: trustDomain,
 		Pools: defaultPools(t), Clock: f.clock.Now, Observer: f.metrics,
-	})
+	}
+	wc := web.Config{
+		Store: st,
+		Roots: []*x509.Certificate{f.h.Root}, Intermediates: []*x509.Certificate{f.h.Intermediate},
+		Metrics: f.metrics, Clock: f.clock.Now,
+	}
+	for _, o := range opts {
+		o(f, &ec, &wc)
+	}
+	svc, err := enroll.New(ec)
 	if err != nil {
 		t.Fatalf("enroll.New: %v", err)
 	}
-	srv, err := web.New(web.Config{
-		Enroll: svc, Store: st,
-		Roots: []*x509.Certificate{f.h.Root}, Intermediates: []*x509.Certificate{f.h.Intermediate},
-		Metrics: f.metrics, Clock: f.clock.Now,
-	})
+	wc.Enroll = svc
+	srv, err := web.New(wc)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)
 	}
@@ -109,9 +119,9 @@ func newServer(t *testing.T, st *store.Store) (*web.Server, *fixture) {
 
 // start runs a server over st until the test ends, then checks that Run
 // returns nil.
-func start(t *testing.T, st *store.Store) *fixture {
+func start(t *testing.T, st *store.Store, opts ...option) *fixture {
 	t.Helper()
-	srv, f := newServer(t, st)
+	srv, f := newServer(t, st, opts...)
 	httpsLn, httpLn := listen(t), listen(t)
 	f.httpsURL, f.httpURL = "https://"+httpsLn.Addr().String(), "http://"+httpLn.Addr().String()
 	f.client = &http.Client{
