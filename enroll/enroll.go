@@ -63,6 +63,10 @@ func (s *Service) Enroll(ctx context.Context, req EnrollRequest) (*Result, error
 	if req.Pool != "" && a.Pool != req.Pool {
 		return nil, fmt.Errorf("enroll: attestor %s answered pool %q for a request for %q", req.Method, a.Pool, req.Pool)
 	}
+	if err := s.takeEnrollment(a.Pool); err != nil {
+		s.observe(a.Pool, req.Method, err, start)
+		return nil, err
+	}
 	return s.Issue(ctx, Request{
 		CSR: req.CSR,
 		Identity: ca.Identity{

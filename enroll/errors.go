@@ -1,6 +1,10 @@
 package enroll
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Errors returned by package enroll; package ca's ErrBadCSR and
 // ErrKeyNotAllowed pass through unchanged. Callers test with errors.Is.
@@ -53,4 +57,22 @@ var (
 	ErrNonceExpired = errors.New("enroll: nonce expired")
 	// ErrNonceUsed means the nonce was already consumed.
 	ErrNonceUsed = errors.New("enroll: nonce already used")
+	// ErrRateLimited means the pool's enrollment rate limit is spent;
+	// the error is a *RateLimitError that says when to retry.
+	ErrRateLimited = errors.New("enroll: rate limited")
 )
+
+// RateLimitError is a refusal by a rate limit. It matches ErrRateLimited.
+type RateLimitError struct {
+	// Pool is the pool whose limit refused the request.
+	Pool string
+	// RetryAfter is how long until one more request would be admitted.
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("enroll: pool %s: enrollment rate limit reached; retry after %v", e.Pool, e.RetryAfter)
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) hold.
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }

@@ -6,12 +6,18 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/internal/ratelimit"
 )
 
 // Enrollment methods.
 const (
 	MethodToken = "token"
 )
+
+// DefaultPoolRateLimit is the enrollment limit `workerca serve` gives a
+// pool whose configuration names none: 600 a minute after a burst of 100,
+// enough for a large scale-out, little for a runaway or stolen enroller.
+var DefaultPoolRateLimit = ratelimit.Limit{PerMinute: 600, Burst: 100}
 
 // Pool is one worker pool's runtime policy.
 type Pool struct {
@@ -26,6 +32,10 @@ type Pool struct {
 	// MaxRenewalChain caps how long a worker may renew over mTLS after
 	// its last attestation before it must attest again; 0 means no cap.
 	MaxRenewalChain time.Duration
+	// RateLimit caps the pool's enrollments (every method, counted after
+	// the evidence verified, before signing); the zero Limit is none.
+	// Renewals are not counted.
+	RateLimit ratelimit.Limit
 }
 
 // Name returns the pool's name.
@@ -43,6 +53,9 @@ func checkPool(p Pool, known []string) error {
 	}
 	if p.MaxActiveWorkers < 0 {
 		return fmt.Errorf("enroll: pool %s: max_active_workers must not be negative", p.Name())
+	}
+	if err := p.RateLimit.Check(); err != nil {
+		return fmt.Errorf("enroll: pool %s: rate limit: %w", p.Name(), err)
 	}
 	if len(p.Methods) == 0 {
 		return fmt.Errorf("enroll: pool %s: no enrollment methods", p.Name())

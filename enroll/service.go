@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/internal/ratelimit"
 	"github.com/workerca/workerca/store"
 )
 
@@ -70,6 +71,8 @@ type Service struct {
 	cfg       Config
 	pools     map[string]Pool
 	attestors map[string]Attestor
+	// limits are the pools' enrollment buckets; nil for an unlimited pool.
+	limits map[string]*ratelimit.Bucket
 }
 
 // New checks cfg and returns a Service.
@@ -83,7 +86,7 @@ func New(cfg Config) (*Service, error) {
 	if len(cfg.Pools) == 0 {
 		return nil, errors.New("enroll: at least one pool is required")
 	}
-	s := &Service{cfg: cfg, pools: map[string]Pool{}, attestors: map[string]Attestor{}}
+	s := &Service{cfg: cfg, pools: map[string]Pool{}, attestors: map[string]Attestor{}, limits: map[string]*ratelimit.Bucket{}}
 	s.attestors[MethodToken] = tokenAttestor{s}
 	for _, a := range cfg.Attestors {
 		if _, dup := s.attestors[a.Method()]; dup {
@@ -99,6 +102,11 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("enroll: pool %s defined twice", p.Name())
 		}
 		s.pools[p.Name()] = p
+		b, err := ratelimit.NewBucket(p.RateLimit)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: pool %s: %w", p.Name(), err)
+		}
+		s.limits[p.Name()] = b
 	}
 	if s.cfg.RetentionBuffer == 0 {
 		s.cfg.RetentionBuffer = DefaultRetentionBuffer
@@ -122,6 +130,14 @@ func (s *Service) Pool(name string) (Pool, error) {
 		return Pool{}, fmt.Errorf("%w: %q", ErrUnknownPool, name)
 	}
 	return p, nil
+}
+
+// takeEnrollment takes one token from the pool's enrollment bucket.
+func (s *Service) takeEnrollment(pool string) error {
+	if wait := s.limits[pool].Take(s.cfg.Clock()); wait > 0 {
+		return &RateLimitError{Pool: pool, RetryAfter: wait}
+	}
+	return nil
 }
 
 // Result is an issued and recorded certificate.
@@ -289,6 +305,8 @@ func Outcome(err error) string {
 		return "attestation_refused"
 	case errors.Is(err, ErrAttestorUnavailable):
 		return "attestor_unavailable"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
 	}
 	return "error"
 }

@@ -88,6 +88,10 @@ func (s *Service) EnrollToken(ctx context.Context, token string, csr []byte) (*R
 		s.observe(pool, MethodToken, err, start)
 		return nil, err
 	}
+	if err := s.takeEnrollment(row.Pool); err != nil {
+		s.observe(row.Pool, MethodToken, err, start)
+		return nil, err
+	}
 	a := s.tokenAttestation(row)
 	return s.Issue(ctx, Request{
 		CSR:                csr,
