@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/workerca/workerca/ca"
@@ -19,6 +21,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when positive, becomes a Retry-After header.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -64,6 +68,10 @@ func problem(err error) *Error {
 		case http.StatusRequestEntityTooLarge:
 			return newError(http.StatusRequestEntityTooLarge, "body_too_large", "request body too large")
 		}
+	}
+	var rl *enroll.RateLimitError
+	if errors.As(err, &rl) {
+		return rateLimited("the pool's enrollment rate limit is reached", rl.RetryAfter)
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -137,6 +145,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		slog.Int("status", p.Status), slog.String("detail", err.Error()))
 	var body errorBody
 	body.Error.Code, body.Error.Message = p.Code, p.Message
+	if p.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(int64((p.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 	if p.Status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="workerca"`)
 	}

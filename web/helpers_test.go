@@ -21,6 +21,7 @@ import (
 	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/credential"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/internal/ratelimit"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/web"
 )
@@ -97,8 +98,11 @@ func newServer(t *testing.T, st *store.Store, opts ...option) (*web.Server, *fix
 		Pools: defaultPools(t), Clock: f.clock.Now, Observer: f.metrics,
 	}
 	wc := web.Config{
-		Store: st,
-		Roots: []*x509.Certificate{f.h.Root}, Intermediates: []*x509.Certificate{f.h.Intermediate},
+		// Tests send many enrollment requests from one address at one
+		// pinned instant: no per-source limit unless a test sets one.
+		SourceRateLimit: &ratelimit.Limit{},
+		Store:           st,
+		Roots:           []*x509.Certificate{f.h.Root}, Intermediates: []*x509.Certificate{f.h.Intermediate},
 		Metrics: f.metrics, Clock: f.clock.Now,
 	}
 	for _, o := range opts {
@@ -190,6 +194,8 @@ type request struct {
 	plain bool
 	// cert is presented as the TLS client certificate.
 	cert *tls.Certificate
+	// headers are set on the request.
+	headers map[string]string
 }
 
 type response struct {
@@ -224,6 +230,9 @@ func (f *fixture) do(t *testing.T, r request) response {
 	}
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
+	}
+	for k, v := range r.headers {
+		req.Header.Set(k, v)
 	}
 	client := f.client
 	if r.cert != nil {

@@ -16,6 +16,9 @@ type Metrics struct {
 	issuance *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	requests *prometheus.CounterVec
+	// rateLimited counts requests refused by the per-source bucket;
+	// pool refusals are issuance outcomes "rate_limited".
+	rateLimited *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors on a fresh registry.
@@ -35,8 +38,12 @@ func NewMetrics() *Metrics {
 			Name: "workerca_http_requests_total",
 			Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "workerca_rate_limited_total",
+			Help: "Enrollment requests refused by the per-source-address rate limit.",
+		}, []string{"limit"}),
 	}
-	m.reg.MustRegister(m.issuance, m.latency, m.requests,
+	m.reg.MustRegister(m.issuance, m.latency, m.requests, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

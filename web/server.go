@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/internal/ratelimit"
 	"github.com/workerca/workerca/store"
 )
 
@@ -52,6 +54,15 @@ type Config struct {
 	Clock func() time.Time
 	// Rand is the source for API key secrets; nil means crypto/rand.
 	Rand io.Reader
+	// SourceRateLimit is the token bucket each source address (IPv6: each
+	// /64) gets on the enrollment routes: POST /v1/enroll/challenge,
+	// /v1/enroll and /v1/enroll/token. Nil means
+	// DefaultSourceRateLimit; a pointer to the zero Limit means none.
+	SourceRateLimit *ratelimit.Limit
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For names the client; empty means the TCP peer is the
+	// client and the header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is workerca's HTTP edge.
@@ -63,6 +74,9 @@ type Server struct {
 	log       *slog.Logger
 	echo      *echo.Echo
 	routes    []route
+	// sources is the per-source-address bucket set of the enrollment
+	// routes; nil when unlimited.
+	sources *ratelimit.Keyed
 }
 
 // route is one entry of the route table: every registered route has an
@@ -95,7 +109,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New(), roots: x509.NewCertPool()}
+	limit := DefaultSourceRateLimit
+	if cfg.SourceRateLimit != nil {
+		limit = *cfg.SourceRateLimit
+	}
+	sources, err := ratelimit.NewKeyed(ratelimit.KeyedConfig{Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("web: source rate limit: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New(), roots: x509.NewCertPool(), sources: sources}
 	for _, r := range cfg.Roots {
 		s.roots.AddCert(r)
 	}
@@ -105,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
+	s.echo.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s.echo.Use(
 		middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: s.newRequestID}),
 		s.accessLog, // outside recover, so a panic is logged and counted as its 500
@@ -139,9 +162,9 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/v1/admin/tokens", apiKey(ScopeTokensCreate), false, s.createToken},
 		{http.MethodGet, "/v1/admin/certificates/:serial", apiKey(ScopeRead), false, s.getCertificate},
 
-		{http.MethodPost, "/v1/enroll/token", enrollmentToken(), false, s.enrollToken},
-		{http.MethodPost, "/v1/enroll/challenge", anyone(), false, s.createChallenge},
-		{http.MethodPost, "/v1/enroll", evidence(), false, s.enrollJSON},
+		{http.MethodPost, "/v1/enroll/token", enrollmentToken(), false, s.perSource(s.enrollToken)},
+		{http.MethodPost, "/v1/enroll/challenge", anyone(), false, s.perSource(s.createChallenge)},
+		{http.MethodPost, "/v1/enroll", evidence(), false, s.perSource(s.enrollJSON)},
 		{http.MethodPost, "/v1/renew", worker(), false, s.renew},
 	}
 }
