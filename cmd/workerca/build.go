@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/internal/ratelimit"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/web"
 )
@@ -25,6 +27,9 @@ type instance struct {
 	root         []*x509.Certificate
 	intermediate *x509.Certificate
 	metrics      *web.Metrics
+	// sourceLimit and trustedProxies configure the per-source limit.
+	sourceLimit    ratelimit.Limit
+	trustedProxies []netip.Prefix
 }
 
 // storeConfig turns the config's database section into store.Config;
@@ -88,6 +93,10 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	sourceLimit, proxies, err := cfg.sourceRateLimit()
+	if err != nil {
+		return nil, err
+	}
 	attestors, err := cfg.attestors(dir, time.Now)
 	if err != nil {
 		return nil, err
@@ -105,7 +114,8 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 		st.Close()
 		return nil, err
 	}
-	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, root: roots, intermediate: ints[0], metrics: metrics}, nil
+	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, root: roots, intermediate: ints[0], metrics: metrics,
+		sourceLimit: sourceLimit, trustedProxies: proxies}, nil
 }
 
 // warnLooseKeyFile warns when a key file others can read: init writes keys
@@ -123,7 +133,7 @@ func warnLooseKeyFile(log *slog.Logger, ref string) {
 func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsAddr, httpAddr string, ready func(https, http net.Addr)) error {
 	srv, err := web.New(web.Config{
 		Enroll: in.enroll, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
-		Metrics: in.metrics, Logger: log,
+		Metrics: in.metrics, Logger: log, SourceRateLimit: &in.sourceLimit, TrustedProxies: in.trustedProxies,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"github.com/workerca/workerca/enroll/awsiid"
 	"github.com/workerca/workerca/enroll/azure"
 	"github.com/workerca/workerca/enroll/gcpiit"
+	"github.com/workerca/workerca/internal/ratelimit"
+	"github.com/workerca/workerca/web"
 )
 
 // fileConfig is the JSON configuration file, decoded strictly (unknown
@@ -49,8 +52,70 @@ type fileConfig struct {
 	PublicURL string `json:"public_url,omitempty"`
 	// Attestation configures the cloud attestors.
 	Attestation attestationConfig `json:"attestation"`
+	// RateLimits caps enrollment requests per source address.
+	RateLimits rateLimitsConfig `json:"rate_limits"`
 	// Pools are the worker pools.
 	Pools []poolConfig `json:"pools"`
+}
+
+// rateLimitsConfig is the per-source limit of the enrollment routes and
+// who may name the source.
+type rateLimitsConfig struct {
+	// PerSource is each source address's bucket (IPv6: each /64) on
+	// POST /v1/enroll/challenge, /v1/enroll and /v1/enroll/token; absent
+	// means web.DefaultSourceRateLimit.
+	PerSource *limitConfig `json:"per_source,omitempty"`
+	// TrustedProxies are addresses or CIDR networks of reverse proxies
+	// whose X-Forwarded-For header names the client.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+}
+
+// limitConfig is a token bucket: per_minute tokens a minute up to burst,
+// or unlimited.
+type limitConfig struct {
+	PerMinute float64 `json:"per_minute,omitempty"`
+	Burst     int     `json:"burst,omitempty"`
+	Unlimited bool    `json:"unlimited,omitempty"`
+}
+
+// limit turns lc into a checked limit; nil lc is def.
+func (lc *limitConfig) limit(field string, def ratelimit.Limit) (ratelimit.Limit, error) {
+	switch {
+	case lc == nil:
+		return def, nil
+	case lc.Unlimited && (lc.PerMinute != 0 || lc.Burst != 0):
+		return ratelimit.Limit{}, fmt.Errorf("config: %s: unlimited excludes per_minute and burst", field)
+	case lc.Unlimited:
+		return ratelimit.Limit{}, nil
+	case lc.PerMinute <= 0 || lc.Burst < 1:
+		return ratelimit.Limit{}, fmt.Errorf(`config: %s: needs per_minute > 0 and burst >= 1 (or "unlimited": true)`, field)
+	}
+	l := ratelimit.Limit{PerMinute: lc.PerMinute, Burst: lc.Burst}
+	if err := l.Check(); err != nil {
+		return ratelimit.Limit{}, fmt.Errorf("config: %s: %w", field, err)
+	}
+	return l, nil
+}
+
+// sourceRateLimit is the checked per-source limit and trusted proxies.
+func (c *fileConfig) sourceRateLimit() (ratelimit.Limit, []netip.Prefix, error) {
+	l, err := c.RateLimits.PerSource.limit("rate_limits.per_source", web.DefaultSourceRateLimit)
+	if err != nil {
+		return l, nil, err
+	}
+	var proxies []netip.Prefix
+	for _, s := range c.RateLimits.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return l, nil, fmt.Errorf("config: rate_limits.trusted_proxies: %q is not an address or CIDR network", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		proxies = append(proxies, p.Masked())
+	}
+	return l, proxies, nil
 }
 
 type attestationConfig struct {
@@ -140,6 +205,9 @@ type poolConfig struct {
 	// Azure is the pool's azure policy; required when methods has azure.
 	Azure        *azurePoolConfig `json:"azure,omitempty"`
 	TemplateFile string           `json:"template_file,omitempty"`
+	// RateLimit caps the pool's enrollments; absent means
+	// enroll.DefaultPoolRateLimit.
+	RateLimit *limitConfig `json:"rate_limit,omitempty"`
 }
 
 // loadConfig reads and strictly decodes a configuration file.
@@ -228,7 +296,11 @@ func (c *fileConfig) pools(dir string) ([]enroll.Pool, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, enroll.Pool{Profile: prof, MaxActiveWorkers: pc.MaxActiveWorkers, Methods: pc.Methods, MaxRenewalChain: chain})
+		limit, err := pc.RateLimit.limit("pool "+pc.Name+": rate_limit", enroll.DefaultPoolRateLimit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, enroll.Pool{Profile: prof, MaxActiveWorkers: pc.MaxActiveWorkers, Methods: pc.Methods, MaxRenewalChain: chain, RateLimit: limit})
 	}
 	return out, nil
 }
