@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.step.sm/crypto/x509util"
@@ -30,9 +32,13 @@ type Config struct {
 	Intermediate *x509.Certificate
 	// Signer holds the intermediate's private key (see LoadSigner).
 	Signer crypto.Signer
-	// CRLURLs go into every certificate's CRL Distribution Points
-	// (RFC 5280 §4.2.1.13). Empty means none.
-	CRLURLs []string
+	// CRLBaseURL, when set, gives every certificate a CRL Distribution
+	// Point (RFC 5280 §4.2.1.13) naming its shard's CRL:
+	// CRLShardURL(CRLBaseURL, CRLShard(serial, CRLShards)). Empty means
+	// no CDP.
+	CRLBaseURL string
+	// CRLShards is how many CRLs the serials are spread over; 0 means 1.
+	CRLShards int
 	// OCSPURLs go into the AIA id-ad-ocsp entries (RFC 5280 §4.2.2.1).
 	OCSPURLs []string
 	// IssuerURLs go into the AIA id-ad-caIssuers entries; each must serve
@@ -67,7 +73,20 @@ func New(cfg Config) (*Issuer, error) {
 	if err := matchKey(cfg.Intermediate.PublicKey, cfg.Signer.Public()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIntermediate, err)
 	}
-	for _, list := range [][]string{cfg.CRLURLs, cfg.OCSPURLs, cfg.IssuerURLs} {
+	if cfg.CRLShards < 0 || cfg.CRLShards > MaxCRLShards {
+		return nil, fmt.Errorf("ca: CRL shards must be 1 to %d, got %d", MaxCRLShards, cfg.CRLShards)
+	}
+	if cfg.CRLShards == 0 {
+		cfg.CRLShards = 1
+	}
+	crl := []string{}
+	if cfg.CRLBaseURL != "" {
+		if strings.HasSuffix(cfg.CRLBaseURL, "/") {
+			return nil, fmt.Errorf("ca: CRL base URL %q must not end in /", cfg.CRLBaseURL)
+		}
+		crl = append(crl, cfg.CRLBaseURL)
+	}
+	for _, list := range [][]string{crl, cfg.OCSPURLs, cfg.IssuerURLs} {
 		for _, u := range list {
 			if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 				return nil, fmt.Errorf("ca: distribution URL %q must be an absolute http(s) URL", u)
@@ -149,7 +168,7 @@ func (i *Issuer) Issue(req IssueRequest) (*x509.Certificate, error) {
 	if err := checkWorkerTemplate(tmpl, req.Identity.WorkerID, sid.URL()); err != nil {
 		return nil, err
 	}
-	return i.sign(tmpl, req.Profile.TTL())
+	return i.sign(tmpl, req.Profile.TTL(), false)
 }
 
 // ServerRequest is a TLS server certificate for workerca's own HTTPS
@@ -190,11 +209,65 @@ func (i *Issuer) IssueServer(req ServerRequest) (*x509.Certificate, error) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	tmpl.Subject.CommonName = cn
-	return i.sign(tmpl, ttl)
+	return i.sign(tmpl, ttl, false)
 }
 
-// sign sets the fields the CA owns, signs and re-parses.
-func (i *Issuer) sign(tmpl *x509.Certificate, ttl time.Duration) (*x509.Certificate, error) {
+// MaxCRLShards bounds Config.CRLShards.
+const MaxCRLShards = 4096
+
+// CRLShard is the CRL shard of a serial: serial mod shards.
+func CRLShard(serial *big.Int, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	return int(new(big.Int).Mod(serial, big.NewInt(int64(shards))).Int64())
+}
+
+// CRLShardURL is the URL of a shard's CRL under base: <base>/crl/<n>.crl.
+// The CRL's issuingDistributionPoint carries the same string.
+func CRLShardURL(base string, shard int) string {
+	return base + "/crl/" + strconv.Itoa(shard) + ".crl"
+}
+
+// CRLBaseURL returns the configured CRL base URL and shard count.
+func (i *Issuer) CRLBaseURL() (string, int) { return i.cfg.CRLBaseURL, i.cfg.CRLShards }
+
+// oidOCSPNoCheck is id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
+// ResponderRequest is a delegated OCSP responder certificate.
+type ResponderRequest struct {
+	// PublicKey is the responder key's public half.
+	PublicKey crypto.PublicKey
+	// TTL is the lifetime; 0 means 72 hours. Clients do not check a
+	// responder certificate's revocation (ocsp-nocheck), so keep it short.
+	TTL time.Duration
+}
+
+// IssueResponder signs a delegated OCSP responder certificate (RFC 6960
+// §4.2.2.2): extKeyUsage OCSPSigning only, keyUsage digitalSignature
+// only, id-pkix-ocsp-nocheck, no CDP or AIA.
+func (i *Issuer) IssueResponder(req ResponderRequest) (*x509.Certificate, error) {
+	if _, err := KeyTypeOf(req.PublicKey); err != nil {
+		return nil, err
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = 72 * time.Hour
+	}
+	tmpl := &x509.Certificate{
+		PublicKey:       req.PublicKey,
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: asn1.NullBytes}},
+	}
+	tmpl.Subject = pkix.Name{CommonName: "workerca OCSP responder", Organization: i.cfg.Intermediate.Subject.Organization}
+	return i.sign(tmpl, ttl, true)
+}
+
+// sign sets the fields the CA owns, signs and re-parses. A noCheck
+// certificate (the OCSP responder's) gets no CDP or AIA.
+func (i *Issuer) sign(tmpl *x509.Certificate, ttl time.Duration, noCheck bool) (*x509.Certificate, error) {
 	now := i.cfg.Clock().UTC().Truncate(time.Second)
 	icert := i.cfg.Intermediate
 	if !now.Before(icert.NotAfter) {
@@ -222,9 +295,15 @@ func (i *Issuer) sign(tmpl *x509.Certificate, ttl time.Duration) (*x509.Certific
 	tmpl.BasicConstraintsValid = true
 	tmpl.IsCA = false
 	tmpl.MaxPathLen = 0
-	tmpl.CRLDistributionPoints = i.cfg.CRLURLs
-	tmpl.OCSPServer = i.cfg.OCSPURLs
-	tmpl.IssuingCertificateURL = i.cfg.IssuerURLs
+	tmpl.CRLDistributionPoints = nil
+	if i.cfg.CRLBaseURL != "" && !noCheck {
+		tmpl.CRLDistributionPoints = []string{CRLShardURL(i.cfg.CRLBaseURL, CRLShard(serial, i.cfg.CRLShards))}
+	}
+	tmpl.OCSPServer, tmpl.IssuingCertificateURL = nil, nil
+	if !noCheck {
+		tmpl.OCSPServer = i.cfg.OCSPURLs
+		tmpl.IssuingCertificateURL = i.cfg.IssuerURLs
+	}
 	tmpl.SignatureAlgorithm = x509.UnknownSignatureAlgorithm
 	// x509.CreateCertificate checks the signature it made before returning.
 	der, err := x509.CreateCertificate(i.cfg.Rand, tmpl, icert, tmpl.PublicKey, i.cfg.Signer)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"math/big"
 	"slices"
 	"testing"
@@ -34,7 +35,8 @@ func TestIssueProfile(t *testing.T) {
 	now := catest.Epoch
 	iss := h.Issuer(t, ca.Config{
 		Clock:      func() time.Time { return now },
-		CRLURLs:    []string{"http://ca.example.com/crl/0.crl"},
+		CRLBaseURL: "http://ca.example.com",
+		CRLShards:  16,
 		OCSPURLs:   []string{"http://ca.example.com/ocsp"},
 		IssuerURLs: []string{"http://ca.example.com/v1/intermediate.cer"},
 	})
@@ -72,7 +74,8 @@ func TestIssueProfile(t *testing.T) {
 			if len(cert.SubjectKeyId) == 0 || !bytes.Equal(cert.AuthorityKeyId, h.Intermediate.SubjectKeyId) {
 				t.Errorf("SKI/AKI wrong: ski=%x aki=%x", cert.SubjectKeyId, cert.AuthorityKeyId)
 			}
-			if !slices.Equal(cert.CRLDistributionPoints, []string{"http://ca.example.com/crl/0.crl"}) ||
+			wantCDP := fmt.Sprintf("http://ca.example.com/crl/%d.crl", new(big.Int).Mod(cert.SerialNumber, big.NewInt(16)).Int64())
+			if !slices.Equal(cert.CRLDistributionPoints, []string{wantCDP}) ||
 				!slices.Equal(cert.OCSPServer, []string{"http://ca.example.com/ocsp"}) ||
 				!slices.Equal(cert.IssuingCertificateURL, []string{"http://ca.example.com/v1/intermediate.cer"}) {
 				t.Errorf("CDP/AIA wrong: %v %v %v", cert.CRLDistributionPoints, cert.OCSPServer, cert.IssuingCertificateURL)
@@ -238,7 +241,7 @@ func TestNewIssuerRefusals(t *testing.T) {
 	if _, err := ca.New(ca.Config{Intermediate: leaf, Signer: other}); !errors.Is(err, ca.ErrIntermediate) {
 		t.Errorf("leaf as intermediate: err = %v", err)
 	}
-	if _, err := ca.New(ca.Config{Intermediate: h.Intermediate, Signer: h.IntermediateKey, CRLURLs: []string{"/crl/0.crl"}}); err == nil {
+	if _, err := ca.New(ca.Config{Intermediate: h.Intermediate, Signer: h.IntermediateKey, CRLBaseURL: "/crl"}); err == nil {
 		t.Error("relative CRL URL accepted")
 	}
 }
@@ -302,4 +305,68 @@ func pool(certs ...*x509.Certificate) *x509.CertPool {
 		p.AddCert(c)
 	}
 	return p
+}
+
+func TestCRLShard(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		serial int64
+		shards int
+		want   int
+	}{{12345, 1, 0}, {12345, 0, 0}, {12345, 16, 12345 % 16}, {4096 + 7, 4096, 7}} {
+		if got := ca.CRLShard(big.NewInt(tc.serial), tc.shards); got != tc.want {
+			t.Errorf("CRLShard(%d, %d) = %d, want %d", tc.serial, tc.shards, got, tc.want)
+		}
+	}
+	if got := ca.CRLShardURL("http://ca.example.com:8080", 7); got != "http://ca.example.com:8080/crl/7.crl" {
+		t.Errorf("CRLShardURL = %s", got)
+	}
+	h := catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
+	for _, cfg := range []ca.Config{
+		{CRLShards: -1}, {CRLShards: ca.MaxCRLShards + 1}, {CRLBaseURL: "http://ca.example.com/"},
+	} {
+		cfg.Intermediate, cfg.Signer = h.Intermediate, h.IntermediateKey
+		if _, err := ca.New(cfg); err == nil {
+			t.Errorf("ca.New(%+v) accepted a bad CRL setting", cfg)
+		}
+	}
+}
+
+func TestIssueResponder(t *testing.T) {
+	t.Parallel()
+	h := catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
+	iss := h.Issuer(t, ca.Config{
+		Clock: func() time.Time { return catest.Epoch }, CRLBaseURL: "http://ca.example.com",
+		OCSPURLs: []string{"http://ca.example.com/ocsp"}, IssuerURLs: []string{"http://ca.example.com/ca.crt"},
+	})
+	key := catest.Key(t, ca.KeyP256)
+	cert, err := iss.IssueResponder(ca.ResponderRequest{PublicKey: key.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: h.Roots(), Intermediates: pool(h.Intermediate), CurrentTime: catest.Epoch,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}); err != nil {
+		t.Fatalf("responder does not verify for OCSPSigning: %v", err)
+	}
+	if cert.KeyUsage != x509.KeyUsageDigitalSignature || !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}) || cert.IsCA {
+		t.Errorf("usage: KU %v EKU %v CA %v", cert.KeyUsage, cert.ExtKeyUsage, cert.IsCA)
+	}
+	if got := cert.NotAfter.Sub(catest.Epoch); got != 72*time.Hour {
+		t.Errorf("lifetime %v, want 72h", got)
+	}
+	noCheck := false
+	for _, e := range cert.Extensions {
+		if e.Id.Equal(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}) {
+			noCheck = !e.Critical && bytes.Equal(e.Value, asn1.NullBytes)
+		}
+	}
+	if !noCheck {
+		t.Error("no non-critical id-pkix-ocsp-nocheck with a NULL value")
+	}
+	if len(cert.CRLDistributionPoints)+len(cert.OCSPServer)+len(cert.IssuingCertificateURL) != 0 {
+		t.Errorf("responder has CDP/AIA: %v %v %v", cert.CRLDistributionPoints, cert.OCSPServer, cert.IssuingCertificateURL)
+	}
+	if _, err := iss.IssueResponder(ca.ResponderRequest{PublicKey: catest.WeakKey(t, "p224").Public()}); err == nil {
+		t.Error("IssueResponder accepted a P-224 key")
+	}
 }

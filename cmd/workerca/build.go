@@ -84,7 +84,7 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	}
 	iss, err := ca.New(ca.Config{
 		Intermediate: ints[0], Signer: signer, EnrollmentOID: oid,
-		CRLURLs: cfg.URLs.CRL, OCSPURLs: cfg.URLs.OCSP, IssuerURLs: cfg.URLs.Issuer,
+		CRLBaseURL: "", OCSPURLs: cfg.URLs.OCSP, IssuerURLs: cfg.URLs.Issuer,
 	})
 	if err != nil {
 		return nil, err
