@@ -198,8 +198,9 @@ func TestMigration2_BackfillsAttestedAt(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, stmt := range []string{
+				"DROP TABLE crls", "DROP INDEX idx_certificates_revoked", "ALTER TABLE certificates DROP COLUMN crl_shard",
 				"DROP TABLE challenges", "DROP TABLE attestation_uses",
-				"ALTER TABLE certificates DROP COLUMN attested_at", "DELETE FROM schema_migrations WHERE version = 2",
+				"ALTER TABLE certificates DROP COLUMN attested_at", "DELETE FROM schema_migrations WHERE version >= 2",
 			} {
 				if err := store.ExecRaw(ctx, s, stmt); err != nil {
 					t.Fatalf("%s: %v", stmt, err)

@@ -49,6 +49,9 @@ type Certificate struct {
 	// AttestedAt for a renewal. Pools cap renewal chains with it. Zero
 	// means IssuedAt.
 	AttestedAt time.Time `gorm:"column:attested_at"`
+	// CRLShard is the CRL shard named in the certificate's CDP; nil for
+	// rows recorded before shards existed.
+	CRLShard *int `gorm:"column:crl_shard"`
 }
 
 // TableName returns the certificates table's name.
