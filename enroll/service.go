@@ -132,6 +132,13 @@ func (s *Service) Pool(name string) (Pool, error) {
 	return p, nil
 }
 
+// crlShard is the CRL shard the certificate's CDP names.
+func (s *Service) crlShard(cert *x509.Certificate) *int {
+	_, n := s.cfg.Issuer.CRLBaseURL()
+	shard := ca.CRLShard(cert.SerialNumber, n)
+	return &shard
+}
+
 // takeEnrollment takes one token from the pool's enrollment bucket.
 func (s *Service) takeEnrollment(pool string) error {
 	if wait := s.limits[pool].Take(s.cfg.Clock()); wait > 0 {
@@ -226,6 +233,7 @@ func (s *Service) Issue(ctx context.Context, req Request) (res *Result, err erro
 		DER:                cert.Raw,
 		IssuedAt:           now,
 		RetainUntil:        cert.NotAfter.Add(s.cfg.RetentionBuffer),
+		CRLShard:           s.crlShard(cert),
 		AttestedAt:         req.AttestedAt,
 	}
 	err = s.cfg.Ledger.RecordIssuance(ctx, store.Issuance{

@@ -2,6 +2,7 @@ package enroll_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -330,4 +331,27 @@ func certPool(cs ...*x509.Certificate) *x509.CertPool {
 		p.AddCert(c)
 	}
 	return p
+}
+
+// TestIssueResponderIsRecorded: the OCSP responder certificate is in the
+// ledger like every certificate, in no pool, with its CRL shard.
+func TestIssueResponderIsRecorded(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		t.Parallel()
+		f := newFixture(t, st)
+		cert, key, err := f.svc.IssueResponder(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+			t.Fatal("certificate is not for the returned key")
+		}
+		row, err := st.Certificate(context.Background(), ca.SerialHex(cert.SerialNumber))
+		if err != nil {
+			t.Fatalf("responder certificate not in the ledger: %v", err)
+		}
+		if row.Method != enroll.MethodResponder || row.Pool != "" || row.CRLShard == nil || *row.CRLShard != 0 {
+			t.Fatalf("row: method %q pool %q shard %v", row.Method, row.Pool, row.CRLShard)
+		}
+	})
 }
