@@ -58,27 +58,27 @@ func (s *Service) Enroll(ctx context.Context, req EnrollRequest) (*Result, error
 		return nil, err
 	}
 	if a.NonceBound && req.Nonce == "" {
-		return nil, fmt.Errorf("%w: method %s binds its evidence to a challenge nonce", ErrNonceRequired, req.Method)
+		err := fmt.Errorf("%w: method %s binds its evidence to a challenge nonce", ErrNonceRequired, req.Method)
+		s.observe(orUnknown(req.Pool), req.Method, err, start)
+		return nil, err
 	}
 	if req.Pool != "" && a.Pool != req.Pool {
 		return nil, fmt.Errorf("enroll: attestor %s answered pool %q for a request for %q", req.Method, a.Pool, req.Pool)
 	}
-	if err := s.takeEnrollment(a.Pool); err != nil {
-		s.observe(a.Pool, req.Method, err, start)
-		return nil, err
-	}
-	return s.Issue(ctx, Request{
-		CSR: req.CSR,
-		Identity: ca.Identity{
-			Pool: a.Pool, WorkerID: a.WorkerID, Method: req.Method, EnrollmentID: a.EnrollmentID,
-		},
-		AttestationSubject: a.Subject,
-		Evidence:           a.Evidence,
-		TokenID:            a.TokenID,
-		NonceHash:          nonceHash,
-		UseKeys:            a.UseKeys,
-		ExclusiveSubject:   a.ExclusiveSubject,
-		Actor:              a.Subject,
+	return s.issueLimited(a.Pool, req.Method, start, func() (*Result, error) {
+		return s.Issue(ctx, Request{
+			CSR: req.CSR,
+			Identity: ca.Identity{
+				Pool: a.Pool, WorkerID: a.WorkerID, Method: req.Method, EnrollmentID: a.EnrollmentID,
+			},
+			AttestationSubject: a.Subject,
+			Evidence:           a.Evidence,
+			TokenID:            a.TokenID,
+			NonceHash:          nonceHash,
+			UseKeys:            a.UseKeys,
+			ExclusiveSubject:   a.ExclusiveSubject,
+			Actor:              a.Subject,
+		})
 	})
 }
 

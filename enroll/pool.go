@@ -32,9 +32,9 @@ type Pool struct {
 	// MaxRenewalChain caps how long a worker may renew over mTLS after
 	// its last attestation before it must attest again; 0 means no cap.
 	MaxRenewalChain time.Duration
-	// RateLimit caps the pool's enrollments (every method, counted after
-	// the evidence verified, before signing); the zero Limit is none.
-	// Renewals are not counted.
+	// RateLimit caps the pool's enrollments by every method; only
+	// issued certificates count (a refusal gives its token back). The zero
+	// Limit is none. Renewals are not counted.
 	RateLimit ratelimit.Limit
 }
 

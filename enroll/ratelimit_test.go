@@ -64,9 +64,10 @@ func TestPoolRateLimit(t *testing.T) {
 	})
 }
 
-// TestPoolRateLimitCountsVerifiedEvidenceOnly: refused evidence takes no
-// token from the pool, so strangers cannot spend a pool's budget.
-func TestPoolRateLimitCountsVerifiedEvidenceOnly(t *testing.T) {
+// TestPoolRateLimitCountsIssuedOnly: refused evidence, and verified
+// evidence refused later (a bad key, a replay), take no token from the
+// pool, so nobody can spend a pool's budget without getting certificates.
+func TestPoolRateLimitCountsIssuedOnly(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
 		t.Parallel()
 		limited := pool(t, "limited", 0, enroll.MethodToken)
@@ -78,8 +79,22 @@ func TestPoolRateLimitCountsVerifiedEvidenceOnly(t *testing.T) {
 				t.Fatalf("bad token: err = %v, want ErrTokenInvalid", err)
 			}
 		}
-		if _, err := f.svc.EnrollToken(ctx, f.token(t, "limited", "w-1"), csrPEM(t, ca.KeyP256)); err != nil {
+		tok := f.token(t, "limited", "w-1")
+		for range 5 {
+			if _, err := f.svc.EnrollToken(ctx, tok, catest.CSR(t, catest.WeakKey(t, "p224"))); !errors.Is(err, ca.ErrKeyNotAllowed) {
+				t.Fatalf("P-224 key: err = %v, want ErrKeyNotAllowed", err)
+			}
+		}
+		if _, err := f.svc.EnrollToken(ctx, tok, csrPEM(t, ca.KeyP256)); err != nil {
 			t.Fatalf("enrollment after refused attempts: %v", err)
+		}
+		for range 3 {
+			if _, err := f.svc.EnrollToken(ctx, tok, csrPEM(t, ca.KeyP256)); !errors.Is(err, enroll.ErrTokenUsed) {
+				t.Fatalf("replayed token: err = %v, want ErrTokenUsed", err)
+			}
+		}
+		if _, err := f.svc.Enroll(ctx, enroll.EnrollRequest{Method: enroll.MethodToken, CSR: csrPEM(t, ca.KeyP256), Evidence: tokenEvidence(tok)}); !errors.Is(err, enroll.ErrTokenUsed) {
+			t.Fatalf("replay through Enroll: err = %v, want ErrTokenUsed (not rate_limited: replays must not spend the budget)", err)
 		}
 	})
 }

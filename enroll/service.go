@@ -139,12 +139,22 @@ func (s *Service) crlShard(cert *x509.Certificate) *int {
 	return &shard
 }
 
-// takeEnrollment takes one token from the pool's enrollment bucket.
-func (s *Service) takeEnrollment(pool string) error {
-	if wait := s.limits[pool].Take(s.cfg.Clock()); wait > 0 {
-		return &RateLimitError{Pool: pool, RetryAfter: wait}
+// issueLimited runs issue under the pool's enrollment bucket: a token is
+// taken first and given back when issue fails, so only certificates
+// issued count. Replayed, refused or malformed enrollments cannot spend
+// a pool's budget.
+func (s *Service) issueLimited(pool, method string, start time.Time, issue func() (*Result, error)) (*Result, error) {
+	wait, undo := s.limits[pool].Reserve(s.cfg.Clock())
+	if wait > 0 {
+		err := &RateLimitError{Pool: pool, RetryAfter: wait}
+		s.observe(pool, method, err, start)
+		return nil, err
 	}
-	return nil
+	res, err := issue()
+	if err != nil {
+		undo(s.cfg.Clock())
+	}
+	return res, err
 }
 
 // Result is an issued and recorded certificate.

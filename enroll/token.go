@@ -88,18 +88,16 @@ func (s *Service) EnrollToken(ctx context.Context, token string, csr []byte) (*R
 		s.observe(pool, MethodToken, err, start)
 		return nil, err
 	}
-	if err := s.takeEnrollment(row.Pool); err != nil {
-		s.observe(row.Pool, MethodToken, err, start)
-		return nil, err
-	}
 	a := s.tokenAttestation(row)
-	return s.Issue(ctx, Request{
-		CSR:                csr,
-		Identity:           ca.Identity{Pool: a.Pool, WorkerID: a.WorkerID, Method: MethodToken, EnrollmentID: a.EnrollmentID},
-		AttestationSubject: a.Subject,
-		Evidence:           a.Evidence,
-		TokenID:            a.TokenID,
-		Actor:              a.Subject,
+	return s.issueLimited(row.Pool, MethodToken, start, func() (*Result, error) {
+		return s.Issue(ctx, Request{
+			CSR:                csr,
+			Identity:           ca.Identity{Pool: a.Pool, WorkerID: a.WorkerID, Method: MethodToken, EnrollmentID: a.EnrollmentID},
+			AttestationSubject: a.Subject,
+			Evidence:           a.Evidence,
+			TokenID:            a.TokenID,
+			Actor:              a.Subject,
+		})
 	})
 }
 

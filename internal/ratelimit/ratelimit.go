@@ -96,6 +96,28 @@ func (b *Bucket) Take(now time.Time) time.Duration {
 	return b.limit.wait(b.lim, now)
 }
 
+// Reserve takes one token at now like Take, and when it is admitted (wait
+// 0) also returns undo, which gives the token back: for a request that
+// turns out not to count, such as an enrollment refused after the check.
+// undo is nil when the request is refused; it is safe to call once.
+func (b *Bucket) Reserve(now time.Time) (wait time.Duration, undo func(at time.Time)) {
+	if b == nil {
+		return 0, func(time.Time) {}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); !r.OK() || d > 0 {
+		r.CancelAt(now)
+		return b.limit.wait(b.lim, now), nil
+	}
+	return 0, func(at time.Time) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		r.CancelAt(at)
+	}
+}
+
 // DefaultMaxKeys bounds a Keyed set's memory when KeyedConfig.MaxKeys is 0.
 const DefaultMaxKeys = 100_000
 

@@ -182,3 +182,27 @@ func TestSourceKey(t *testing.T) {
 		}
 	}
 }
+
+func TestBucketReserveUndo(t *testing.T) {
+	t.Parallel()
+	b, err := ratelimit.NewBucket(ratelimit.Limit{PerMinute: 1, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, undo := b.Reserve(epoch)
+	if wait != 0 || undo == nil {
+		t.Fatalf("first reserve: wait %v", wait)
+	}
+	undo(epoch) // the request did not count
+	for i := range 2 {
+		if w, u := b.Reserve(epoch); w != 0 || u == nil {
+			t.Fatalf("reserve %d after the undo: wait %v, want the full burst back", i+1, w)
+		}
+	}
+	if w, u := b.Reserve(epoch); w != time.Minute || u != nil {
+		t.Fatalf("reserve past the burst: wait %v undo %v, want 1m and no undo", w, u != nil)
+	}
+	if w := b.Take(epoch); w != time.Minute {
+		t.Fatalf("a refused reserve took a token: wait %v", w)
+	}
+}
