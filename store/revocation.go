@@ -156,12 +156,12 @@ type RevokedEntry struct {
 
 // EachRevoked calls fn for every revoked certificate of shard (and every
 // revoked certificate without a recorded shard: the caller places those
-// by serial) whose notAfter is at or after notAfterFrom. Rows stream; fn
-// must not call the store.
-func (s *Store) EachRevoked(ctx context.Context, shard int, notAfterFrom time.Time, fn func(RevokedEntry) error) error {
+// by serial) whose notAfter or revocation time is at or after from. Rows
+// stream; fn must not call the store.
+func (s *Store) EachRevoked(ctx context.Context, shard int, from time.Time, fn func(RevokedEntry) error) error {
 	rows, err := s.db.WithContext(ctx).Model(&Certificate{}).
 		Select("serial, revoked_at, revocation_reason, invalidity_date, not_after, crl_shard").
-		Where("revoked_at IS NOT NULL AND (crl_shard = ? OR crl_shard IS NULL) AND not_after >= ?", shard, utc(notAfterFrom)).
+		Where("revoked_at IS NOT NULL AND (crl_shard = ? OR crl_shard IS NULL) AND (not_after >= ? OR revoked_at >= ?)", shard, utc(from), utc(from)).
 		Rows()
 	if err != nil {
 		return fmt.Errorf("store: read revoked: %w", err)

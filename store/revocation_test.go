@@ -191,8 +191,11 @@ func TestEachRevoked(t *testing.T) {
 		if got := list(0, time.Time{}); !slices.Equal(got, []string{"02", "04"}) {
 			t.Errorf("shard 0: %v, want 02 and the shardless 04", got)
 		}
-		if got := list(0, now); !slices.Equal(got, []string{"04"}) {
-			t.Errorf("shard 0 from now: %v, want only 04 (02 expired)", got)
+		if got := list(0, now); !slices.Equal(got, []string{"02", "04"}) {
+			t.Errorf("shard 0 from now: %v, want 02 (expired, but revoked at now) and 04", got)
+		}
+		if got := list(0, now.Add(time.Second)); !slices.Equal(got, []string{"04"}) {
+			t.Errorf("shard 0 from a second later: %v, want only 04 (02 expired and was revoked before)", got)
 		}
 	})
 }
