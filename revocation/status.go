@@ -1,0 +1,168 @@
+package revocation
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/store"
+)
+
+// The statuses of a signed status answer.
+const (
+	StatusGood        = "good"
+	StatusRevoked     = "revoked"
+	StatusExpired     = "expired"
+	StatusNotYetValid = "not_yet_valid"
+	StatusUnknown     = "unknown"
+)
+
+// StatusMediaType is the JWS "typ" header of status answers.
+const StatusMediaType = "workerca-status+jws"
+
+// Status is the payload of a signed status answer.
+type Status struct {
+	// Serial is the certificate's serial (lowercase hex).
+	Serial string `json:"serial"`
+	// Status is good, revoked, expired, not_yet_valid or unknown (never
+	// issued by this CA, or pruned from the ledger), as of At.
+	Status string `json:"status"`
+	// RevokedAt, Reason and InvalidityDate describe a revocation in
+	// effect at At (even when Status is expired).
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	Reason         string     `json:"reason,omitempty"`
+	InvalidityDate *time.Time `json:"invalidity_date,omitempty"`
+	// ThisUpdate is when the answer was made; NextUpdate when a newer one
+	// should be fetched.
+	ThisUpdate time.Time `json:"this_update"`
+	NextUpdate time.Time `json:"next_update"`
+	// At is the instant the status is for.
+	At time.Time `json:"at"`
+}
+
+// statusSigner signs status answers with the status key.
+type statusSigner struct {
+	signer jose.Signer
+	jwk    jose.JSONWebKey
+}
+
+func newStatusSigner(key crypto.Signer) (*statusSigner, error) {
+	alg, err := joseAlgorithm(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	pub := jose.JSONWebKey{Key: key.Public(), Algorithm: string(alg), Use: "sig"}
+	thumb, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("revocation: status key thumbprint: %w", err)
+	}
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: pub.KeyID}},
+		(&jose.SignerOptions{}).WithType(StatusMediaType))
+	if err != nil {
+		return nil, fmt.Errorf("revocation: status signer: %w", err)
+	}
+	return &statusSigner{signer: signer, jwk: pub}, nil
+}
+
+func joseAlgorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return jose.ES256, nil
+		case elliptic.P384():
+			return jose.ES384, nil
+		}
+	case ed25519.PublicKey:
+		return jose.EdDSA, nil
+	case *rsa.PublicKey:
+		if k.N.BitLen() >= 2048 {
+			return jose.RS256, nil
+		}
+	}
+	return "", fmt.Errorf("revocation: status key must be P-256, P-384, Ed25519 or RSA ≥ 2048, got %T", pub)
+}
+
+// StatusKeys is the JWKS that verifies status answers.
+func (s *Service) StatusKeys() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.status.jwk}}
+}
+
+// Status answers the status of serial at the instant at (nil means now)
+// as a compact JWS. A past instant is answered from the ledger: revoked
+// if the revocation was recorded by then, or if the reason is
+// keyCompromise with an invalidity date at or before it.
+func (s *Service) Status(ctx context.Context, serial string, at *time.Time) (string, *Status, error) {
+	n, err := ParseSerial(serial)
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.cfg.Clock().UTC().Truncate(time.Second)
+	when := now
+	if at != nil {
+		when = at.UTC()
+		if when.After(now) {
+			return "", nil, fmt.Errorf("%w: at is in the future", ErrInvalidRequest)
+		}
+	}
+	st := &Status{Serial: ca.SerialHex(n), ThisUpdate: now, NextUpdate: now.Add(s.cfg.OCSPValidity), At: when}
+	c, err := s.cfg.Ledger.Certificate(ctx, st.Serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		st.Status = StatusUnknown
+	case err != nil:
+		return "", nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	default:
+		judge(st, c, when)
+	}
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return "", nil, err
+	}
+	obj, err := s.status.signer.Sign(payload)
+	if err != nil {
+		return "", nil, fmt.Errorf("revocation: sign status: %w", err)
+	}
+	jws, err := obj.CompactSerialize()
+	if err != nil {
+		return "", nil, err
+	}
+	return jws, st, nil
+}
+
+// judge sets the status of c at when.
+func judge(st *Status, c *store.Certificate, when time.Time) {
+	if c.RevokedAt != nil {
+		reason := Unspecified
+		if c.RevocationReason != nil {
+			reason = Reason(*c.RevocationReason)
+		}
+		revoked := !when.Before(*c.RevokedAt) ||
+			(reason == KeyCompromise && c.InvalidityDate != nil && !when.Before(*c.InvalidityDate))
+		if revoked {
+			st.RevokedAt, st.InvalidityDate = c.RevokedAt, c.InvalidityDate
+			st.Reason = reason.String()
+		}
+	}
+	switch {
+	case when.Before(c.NotBefore):
+		st.Status = StatusNotYetValid
+	case when.After(c.NotAfter):
+		st.Status = StatusExpired
+	case st.RevokedAt != nil:
+		st.Status = StatusRevoked
+	default:
+		st.Status = StatusGood
+	}
+}
