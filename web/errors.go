@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 )
 
@@ -109,6 +110,11 @@ func problem(err error) *Error {
 		{enroll.ErrCertificateRevoked, http.StatusUnauthorized, "certificate_revoked", "the client certificate was revoked"},
 		{enroll.ErrReattestationRequired, http.StatusForbidden, "reattestation_required", "the renewal chain is at the pool's limit; attest again with POST /v1/enroll"},
 		{enroll.ErrLedgerUnavailable, http.StatusServiceUnavailable, "ledger_unavailable", "the ledger is unavailable; no certificate was issued, retry later"},
+		{revocation.ErrInvalidRequest, http.StatusBadRequest, "invalid_request", ""},
+		{revocation.ErrNotFound, http.StatusNotFound, "certificate_not_found", "no certificate with that serial in the ledger"},
+		{revocation.ErrNotOwn, http.StatusForbidden, "revocation_not_allowed", ""},
+		{revocation.ErrNoCRL, http.StatusNotFound, "not_found", "no such CRL shard"},
+		{revocation.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable, retry later"},
 		{store.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
 		{errStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable, retry later"},
 	} {

@@ -22,6 +22,7 @@ import (
 	"github.com/workerca/workerca/credential"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/internal/ratelimit"
+	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/web"
 )
@@ -33,6 +34,13 @@ var (
 
 // trustDomain is the SPIFFE trust domain of every fixture.
 const trustDomain = "workers.example.com"
+
+// crlBaseURL and crlShards are the fixtures' CRL setting: the URL is
+// only written into certificates and CRLs, never fetched.
+const (
+	crlBaseURL = "http://ca.workers.example.com"
+	crlShards  = 4
+)
 
 // clock is a settable test clock shared by the issuer, the registration
 // authority, the server and the TLS client.
@@ -61,6 +69,9 @@ type fixture struct {
 	client            *http.Client
 	// admin is an API key with scope admin.
 	admin string
+	// rev is the revocation service; statusKey signs its JSON status.
+	rev       *revocation.Service
+	statusKey crypto.Signer
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -94,7 +105,9 @@ func newServer(t *testing.T, st *store.Store, opts ...option) (*web.Server, *fix
 	f := &fixture{st: st, clock: &clock{now: catest.Epoch}, metrics: web.NewMetrics()}
 	f.h = catest.NewHierarchy(t, catest.Epoch.Add(-time.Hour))
 	ec := enroll.Config{
-		Issuer: f.h.Issuer(t, ca.Config{Clock: f.clock.Now}), Ledger: st, TrustDomain: trustDomain,
+		Issuer: f.h.Issuer(t, ca.Config{Clock: f.clock.Now, CRLBaseURL: crlBaseURL, CRLShards: crlShards,
+			OCSPURLs: []string{crlBaseURL + "/ocsp"}, IssuerURLs: []string{crlBaseURL + "/v1/intermediate.crt"}}),
+		Ledger: st, TrustDomain: trustDomain,
 		Pools: defaultPools(t), Clock: f.clock.Now, Observer: f.metrics,
 	}
 	wc := web.Config{
@@ -113,6 +126,16 @@ func newServer(t *testing.T, st *store.Store, opts ...option) (*web.Server, *fix
 		t.Fatalf("enroll.New: %v", err)
 	}
 	wc.Enroll = svc
+	f.statusKey = catest.Key(t, ca.KeyP256)
+	rev, err := revocation.New(revocation.Config{
+		Ledger: st, Issuer: f.h.Intermediate, Signer: f.h.IntermediateKey,
+		CRLBaseURL: crlBaseURL, CRLShards: crlShards, IssueResponder: svc.IssueResponder,
+		StatusKey: f.statusKey, Clock: f.clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("revocation.New: %v", err)
+	}
+	wc.Revocation, f.rev = rev, rev
 	srv, err := web.New(wc)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)

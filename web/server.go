@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/internal/ratelimit"
+	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 )
 
@@ -40,6 +41,9 @@ type Store interface {
 type Config struct {
 	// Enroll is the registration authority. Required.
 	Enroll *enroll.Service
+	// Revocation revokes and publishes status (CRLs, OCSP, JSON).
+	// Required. Run starts it.
+	Revocation *revocation.Service
 	// Store holds API keys and the ledger. Required.
 	Store Store
 	// Roots is the trust bundle served at /v1/bundle. Required.
@@ -91,8 +95,8 @@ type route struct {
 
 // New checks cfg and builds the router.
 func New(cfg Config) (*Server, error) {
-	if cfg.Enroll == nil || cfg.Store == nil {
-		return nil, errors.New("web: enroll service and store are required")
+	if cfg.Enroll == nil || cfg.Store == nil || cfg.Revocation == nil {
+		return nil, errors.New("web: enroll service, revocation service and store are required")
 	}
 	if len(cfg.Roots) == 0 || len(cfg.Intermediates) == 0 {
 		return nil, errors.New("web: roots and intermediates are required")
@@ -155,17 +159,25 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/metrics", anyone(), true, echo.WrapHandler(s.cfg.Metrics.handler())},
 		{http.MethodGet, "/v1/bundle", anyone(), true, s.bundle},
 		{http.MethodGet, "/v1/intermediates", anyone(), true, s.intermediates},
+		{http.MethodGet, "/v1/intermediate.crt", anyone(), true, s.intermediateDER},
+		{http.MethodGet, "/crl/:file", anyone(), true, s.crl},
+		{http.MethodGet, "/ocsp/*", anyone(), true, s.ocspGet},
+		{http.MethodPost, "/ocsp", anyone(), true, s.ocspPost},
+		{http.MethodGet, "/v1/status/keys", anyone(), true, s.statusKeys},
+		{http.MethodGet, "/v1/status/:serial", anyone(), true, s.status},
 
 		{http.MethodPost, "/v1/admin/api-keys", apiKey(ScopeAdmin), false, s.createAPIKey},
 		{http.MethodGet, "/v1/admin/api-keys", apiKey(ScopeAdmin), false, s.listAPIKeys},
 		{http.MethodDelete, "/v1/admin/api-keys/:id", apiKey(ScopeAdmin), false, s.revokeAPIKey},
 		{http.MethodPost, "/v1/admin/tokens", apiKey(ScopeTokensCreate), false, s.createToken},
 		{http.MethodGet, "/v1/admin/certificates/:serial", apiKey(ScopeRead), false, s.getCertificate},
+		{http.MethodPost, "/v1/admin/revocations", apiKey(ScopeRevoke), false, s.revoke},
 
 		{http.MethodPost, "/v1/enroll/token", enrollmentToken(), false, s.perSource(s.enrollToken)},
 		{http.MethodPost, "/v1/enroll/challenge", anyone(), false, s.perSource(s.createChallenge)},
 		{http.MethodPost, "/v1/enroll", evidence(), false, s.perSource(s.enrollJSON)},
 		{http.MethodPost, "/v1/renew", worker(), false, s.renew},
+		{http.MethodPost, "/v1/revoke", worker(), false, s.revokeOwn},
 	}
 }
 
@@ -278,9 +290,16 @@ func (s *Server) Run(ctx context.Context, rc RunConfig) error {
 		closeListeners(rc.HTTPS, rc.HTTP)
 		return err
 	}
+	if err := s.cfg.Revocation.Start(ctx); err != nil {
+		closeListeners(rc.HTTPS, rc.HTTP)
+		return err
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go certs.renewLoop(runCtx)
+	revDone := make(chan struct{})
+	go func() { s.cfg.Revocation.Run(runCtx); close(revDone) }()
+	defer func() { stop(); <-revDone }()
 
 	errc := make(chan error, 2)
 	httpsSrv := s.httpServer(certs.tlsConfig())

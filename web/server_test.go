@@ -17,6 +17,7 @@ import (
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/store/storetest"
+	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/web"
 )
 
@@ -28,15 +29,21 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rev, err := revocation.New(revocation.Config{Ledger: st, Issuer: h.Intermediate, Signer: h.IntermediateKey, CRLBaseURL: crlBaseURL,
+		IssueResponder: svc.IssueResponder, StatusKey: catest.Key(t, ca.KeyP256)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	roots, ints := []*x509.Certificate{h.Root}, []*x509.Certificate{h.Intermediate}
 	tests := []struct {
 		name string
 		cfg  web.Config
 	}{
-		{"fail/no-enroll-service", web.Config{Store: st, Roots: roots, Intermediates: ints}},
-		{"fail/no-store", web.Config{Enroll: svc, Roots: roots, Intermediates: ints}},
-		{"fail/no-roots", web.Config{Enroll: svc, Store: st, Intermediates: ints}},
-		{"fail/no-intermediates", web.Config{Enroll: svc, Store: st, Roots: roots}},
+		{"fail/no-enroll-service", web.Config{Store: st, Revocation: rev, Roots: roots, Intermediates: ints}},
+		{"fail/no-revocation-service", web.Config{Enroll: svc, Store: st, Roots: roots, Intermediates: ints}},
+		{"fail/no-store", web.Config{Enroll: svc, Revocation: rev, Roots: roots, Intermediates: ints}},
+		{"fail/no-roots", web.Config{Enroll: svc, Revocation: rev, Store: st, Intermediates: ints}},
+		{"fail/no-intermediates", web.Config{Enroll: svc, Revocation: rev, Store: st, Roots: roots}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +53,7 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := web.New(web.Config{Enroll: svc, Store: st, Roots: roots, Intermediates: ints}); err != nil {
+	if _, err := web.New(web.Config{Enroll: svc, Revocation: rev, Store: st, Roots: roots, Intermediates: ints}); err != nil {
 		t.Fatalf("New with a complete config: %v", err)
 	}
 }
