@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/internal/ratelimit"
+	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/web"
 )
@@ -27,6 +29,7 @@ type instance struct {
 	root         []*x509.Certificate
 	intermediate *x509.Certificate
 	metrics      *web.Metrics
+	rev          *revocation.Service
 	// sourceLimit and trustedProxies configure the per-source limit.
 	sourceLimit    ratelimit.Limit
 	trustedProxies []netip.Prefix
@@ -57,7 +60,8 @@ func databaseConfigFromDSN(dsn string) databaseConfig {
 }
 
 // open wires config → store → ca → enroll.
-func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *slog.Logger) (*instance, error) {
+// base is the public URL that certificates' CDP and AIA point to.
+func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *slog.Logger, base string) (*instance, error) {
 	roots, err := ca.ReadCertificates(resolve(dir, cfg.RootCert))
 	if err != nil {
 		return nil, err
@@ -82,12 +86,26 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	rc, err := cfg.revocation()
+	if err != nil {
+		return nil, err
+	}
+	crlBase, ocspURLs, issuerURLs := cfg.publicURLs(base)
 	iss, err := ca.New(ca.Config{
 		Intermediate: ints[0], Signer: signer, EnrollmentOID: oid,
-		CRLBaseURL: "", OCSPURLs: cfg.URLs.OCSP, IssuerURLs: cfg.URLs.Issuer,
+		CRLBaseURL: crlBase, CRLShards: rc.CRLShards, OCSPURLs: ocspURLs, IssuerURLs: issuerURLs,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.StatusKey == "" {
+		return nil, errors.New("config: status_key is required (a PEM key file; workerca init writes status.key)")
+	}
+	statusRef := resolve(dir, cfg.StatusKey)
+	warnLooseKeyFile(log, statusRef)
+	statusKey, err := ca.LoadSigner(ctx, statusRef, nil)
+	if err != nil {
+		return nil, fmt.Errorf("config: status_key: %w", err)
 	}
 	pools, err := cfg.pools(dir)
 	if err != nil {
@@ -114,7 +132,14 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 		st.Close()
 		return nil, err
 	}
-	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, root: roots, intermediate: ints[0], metrics: metrics,
+	rc.Ledger, rc.Issuer, rc.Signer, rc.CRLBaseURL = st, ints[0], signer, crlBase
+	rc.IssueResponder, rc.StatusKey, rc.Logger = svc.IssueResponder, statusKey, log
+	rev, err := revocation.New(rc)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("config: revocation: %w", err)
+	}
+	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, rev: rev, root: roots, intermediate: ints[0], metrics: metrics,
 		sourceLimit: sourceLimit, trustedProxies: proxies}, nil
 }
 
@@ -130,9 +155,9 @@ func warnLooseKeyFile(log *slog.Logger, ref string) {
 }
 
 // serve runs the HTTP edge until ctx is done.
-func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsAddr, httpAddr string, ready func(https, http net.Addr)) error {
+func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsLn, httpLn net.Listener, ready func(https, http net.Addr)) error {
 	srv, err := web.New(web.Config{
-		Enroll: in.enroll, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
+		Enroll: in.enroll, Revocation: in.rev, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
 		Metrics: in.metrics, Logger: log, SourceRateLimit: &in.sourceLimit, TrustedProxies: in.trustedProxies,
 	})
 	if err != nil {
@@ -146,17 +171,6 @@ func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsAddr, http
 	if err != nil {
 		return err
 	}
-	httpsLn, err := net.Listen("tcp", httpsAddr)
-	if err != nil {
-		return fmt.Errorf("listen https: %w", err)
-	}
-	var httpLn net.Listener
-	if httpAddr != "" {
-		if httpLn, err = net.Listen("tcp", httpAddr); err != nil {
-			httpsLn.Close()
-			return fmt.Errorf("listen http: %w", err)
-		}
-	}
 	if ready != nil {
 		var ha net.Addr
 		if httpLn != nil {
@@ -167,4 +181,36 @@ func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsAddr, http
 	return srv.Run(ctx, web.RunConfig{
 		HTTPS: httpsLn, HTTP: httpLn, DNSNames: in.cfg.ServerTLS.DNSNames, IPAddresses: ips, CertTTL: lifetime,
 	})
+}
+
+// revocation is the checked revocation section (defaults filled); the
+// caller adds the ledger, keys and URLs.
+func (c *fileConfig) revocation() (revocation.Config, error) {
+	r := c.Revocation
+	out := revocation.Config{CRLShards: r.CRLShards}
+	if out.CRLShards == 0 {
+		out.CRLShards = defaultCRLShards
+	}
+	if out.CRLShards < 1 || out.CRLShards > ca.MaxCRLShards {
+		return out, fmt.Errorf("config: revocation.crl_shards must be 1 to %d", ca.MaxCRLShards)
+	}
+	for _, d := range []struct {
+		field, val string
+		to         *time.Duration
+	}{
+		{"revocation.crl_validity", r.CRLValidity, &out.CRLValidity},
+		{"revocation.crl_rebuild", r.CRLRebuild, &out.CRLRebuild},
+		{"revocation.ocsp_validity", r.OCSPValidity, &out.OCSPValidity},
+		{"revocation.responder_lifetime", r.ResponderLifetime, &out.ResponderTTL},
+	} {
+		v, err := parseDuration(d.field, d.val)
+		if err != nil {
+			return out, err
+		}
+		if v < 0 {
+			return out, fmt.Errorf("config: %s must not be negative", d.field)
+		}
+		*d.to = v
+	}
+	return out, nil
 }

@@ -45,6 +45,10 @@ type fileConfig struct {
 	ServerTLS serverTLSConfig `json:"server_tls"`
 	// URLs go into every worker certificate (CDP, AIA).
 	URLs urlsConfig `json:"urls"`
+	// StatusKey is the PEM key file that signs GET /v1/status answers.
+	StatusKey string `json:"status_key"`
+	// Revocation tunes CRLs and OCSP.
+	Revocation revocationConfig `json:"revocation"`
 	// EnrollmentOID overrides the enrollment extension's OID (dotted).
 	EnrollmentOID string `json:"enrollment_oid,omitempty"`
 	// PublicURL is the CA's base URL as workers reach it
@@ -185,10 +189,63 @@ type serverTLSConfig struct {
 	Lifetime    string   `json:"lifetime,omitempty"`
 }
 
+// urlsConfig says where relying parties fetch revocation status.
 type urlsConfig struct {
-	CRL    []string `json:"crl,omitempty"`
+	// Base is the CA's public plain-HTTP URL ("http://ca.example.com"):
+	// each certificate's CDP is <base>/crl/<shard>.crl, its OCSP URL
+	// <base>/ocsp and its caIssuers URL <base>/v1/intermediate.crt.
+	// Empty means http://<listen.http> (https://<listen.https> without a
+	// plain listener).
+	Base string `json:"base,omitempty"`
+	// OCSP and Issuer replace the URLs derived from Base.
 	OCSP   []string `json:"ocsp,omitempty"`
 	Issuer []string `json:"issuer,omitempty"`
+}
+
+// revocationConfig tunes CRLs and OCSP; every field has a default.
+type revocationConfig struct {
+	// CRLShards spreads the serials over this many CRLs (default 16).
+	// Changing it later strands the CDPs of certificates already issued:
+	// pick it once.
+	CRLShards int `json:"crl_shards,omitempty"`
+	// CRLValidity is nextUpdate - thisUpdate (default "24h").
+	CRLValidity string `json:"crl_validity,omitempty"`
+	// CRLRebuild is how often each CRL is rebuilt (default "1h"); a
+	// revocation rebuilds its shard at once.
+	CRLRebuild string `json:"crl_rebuild,omitempty"`
+	// OCSPValidity is an OCSP answer's validity (default "4h").
+	OCSPValidity string `json:"ocsp_validity,omitempty"`
+	// ResponderLifetime is the OCSP responder certificate's (default
+	// "72h"), renewed after two thirds.
+	ResponderLifetime string `json:"responder_lifetime,omitempty"`
+}
+
+// defaultCRLShards is the CRL shard count of a config that names none.
+const defaultCRLShards = 16
+
+// publicBase is urls.base, else the plain HTTP listener's URL, else the
+// HTTPS listener's.
+func (c *fileConfig) publicBase(httpsAddr, httpAddr string) string {
+	switch {
+	case c.URLs.Base != "":
+		return c.URLs.Base
+	case httpAddr != "":
+		return "http://" + httpAddr
+	}
+	return "https://" + httpsAddr
+}
+
+// publicURLs are the CDP base and the AIA URLs for base.
+func (c *fileConfig) publicURLs(base string) (crl string, ocsp, issuer []string) {
+	base = strings.TrimSuffix(base, "/")
+	ocsp, issuer = c.URLs.OCSP, c.URLs.Issuer
+	if len(ocsp) == 0 {
+		ocsp = []string{base + "/ocsp"}
+	}
+	if len(issuer) == 0 {
+		issuer = []string{base + "/v1/intermediate.crt"}
+	}
+	return base, ocsp, issuer
 }
 
 type poolConfig struct {

@@ -19,7 +19,7 @@ import (
 func TestDevOnCommittedHierarchy(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	for _, f := range []string{fileConfigName, fileRootCert, fileIntCert, fileIntKey} {
+	for _, f := range []string{fileConfigName, fileRootCert, fileIntCert, fileIntKey, fileStatusKey} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "certs-dev", f))
 		if err != nil {
 			t.Fatal(err)

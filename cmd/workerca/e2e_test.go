@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/store/storetest"
 )
@@ -95,6 +96,7 @@ func TestEndToEndOpenSSLCurl(t *testing.T) {
 			// Token from the CLI, which opens the same ledger while the server runs.
 			stdout, _ := mustCLI(t, "token", "create", "--config", filepath.Join(dir, fileConfigName), "--pool", "default", "--worker", "host-02", "--ttl", "1h")
 			e.enroll(strings.TrimSpace(stdout), "host-02")
+			e.revoke("host-02")
 
 			if code := srv.stop(t); code != 0 {
 				t.Fatalf("dev exited %d after cancellation, want 0 (graceful shutdown)\nstderr:\n%s", code, srv.stderr)
@@ -247,5 +249,65 @@ func (e *e2e) enroll(token, worker string) {
 		if got := parseCerts(t, []byte(row.CertificatePEM)); len(got) != 1 || !got[0].Equal(leaf) {
 			t.Errorf("ledger row for %s does not hold the issued certificate", s)
 		}
+	}
+}
+
+// revoke checks worker's certificate with openssl against the OCSP URL and
+// CRL its certificate names (the dev server's own listener), revokes it
+// with `workerca revoke`, and checks both say revoked.
+func (e *e2e) revoke(worker string) {
+	t := e.t
+	t.Helper()
+	wd := filepath.Join(e.work, worker)
+	leaf := readCerts(t, filepath.Join(wd, "leaf.pem"))[0]
+	if len(leaf.OCSPServer) != 1 || len(leaf.CRLDistributionPoints) != 1 || len(leaf.IssuingCertificateURL) != 1 {
+		t.Fatalf("leaf AIA/CDP: ocsp %v crl %v issuer %v", leaf.OCSPServer, leaf.CRLDistributionPoints, leaf.IssuingCertificateURL)
+	}
+	if want := "http://" + e.srv.http + "/ocsp"; leaf.OCSPServer[0] != want {
+		t.Fatalf("leaf OCSP URL %s, want %s", leaf.OCSPServer[0], want)
+	}
+	rootPath := filepath.Join(e.dir, fileRootCert)
+	ocspCheck := func(want string) {
+		t.Helper()
+		out := mustTool(t, wd, "openssl", "ocsp", "-issuer", "intermediate.pem", "-cert", "leaf.pem", "-url", leaf.OCSPServer[0], "-CAfile", rootPath)
+		if !strings.Contains(out, "leaf.pem: "+want) || !strings.Contains(out, "Response verify OK") {
+			t.Fatalf("openssl ocsp: want %s and a verified response:\n%s", want, out)
+		}
+	}
+	crlCheck := func() (string, error) {
+		mustTool(t, wd, "curl", "-sS", "--fail-with-body", "-o", "shard.crl", leaf.CRLDistributionPoints[0])
+		mustTool(t, wd, "openssl", "crl", "-inform", "DER", "-in", "shard.crl", "-out", "shard.crl.pem")
+		return tool(t, wd, "openssl", "verify", "-crl_check", "-CAfile", rootPath, "-untrusted", "intermediate.pem", "-CRLfile", "shard.crl.pem", "leaf.pem")
+	}
+	ocspCheck("good")
+	if out, err := crlCheck(); err != nil || !strings.Contains(out, "leaf.pem: OK") {
+		t.Fatalf("openssl verify -crl_check before revocation: %v\n%s", err, out)
+	}
+	// The caIssuers URL serves the intermediate as DER.
+	mustTool(t, wd, "curl", "-sS", "--fail-with-body", "-o", "issuer.der", leaf.IssuingCertificateURL[0])
+	if der, err := os.ReadFile(filepath.Join(wd, "issuer.der")); err != nil || !bytes.Equal(der, readCerts(t, filepath.Join(e.dir, fileIntCert))[0].Raw) {
+		t.Fatalf("caIssuers URL does not serve the intermediate as DER (%v)", err)
+	}
+
+	serial := ca.SerialHex(leaf.SerialNumber)
+	stdout, _ := mustCLI(t, "revoke", "--ca-url", "https://"+e.srv.https, "--root", rootPath,
+		"--api-key-file", filepath.Join(e.dir, fileAdminToken), "--serial", serial, "--reason", "keyCompromise")
+	if !strings.Contains(stdout, `"revoked":["`+serial+`"]`) {
+		t.Fatalf("workerca revoke printed %s, want %s revoked", stdout, serial)
+	}
+	ocspCheck("revoked")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := crlCheck()
+		if strings.Contains(out, "error 44") {
+			t.Fatalf("openssl verify: CRL scope error 44:\n%s", out)
+		}
+		if err != nil && strings.Contains(out, "error 23") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CRL does not list the revoked certificate after 10 s: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

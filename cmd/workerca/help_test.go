@@ -13,7 +13,9 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--help"}, []string{"init", "intermediate", "serve", "token", "dev", "--log-level"}},
+		{[]string{"--help"}, []string{"init", "intermediate", "serve", "token", "dev", "revoke", "--log-level"}},
+		{[]string{"revoke", "--help"}, []string{"--serial", "--worker", "--pool", "--attestation-subject", "--reason", "--invalidity-date",
+			"--api-key-file", "--config", "--ca-url", "--root", "keyCompromise"}},
 		{[]string{"init", "--help"}, []string{"--dir", "--trust-domain", "--root-cert", "--root-key", "--root-key-password-file",
 			"--intermediate-key-password-file", "--offline-root", "--db", "--key-type", "never overwrites"}},
 		{[]string{"intermediate", "--help"}, []string{"import"}},

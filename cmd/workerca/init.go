@@ -26,6 +26,7 @@ const (
 	fileIntCert      = "intermediate.crt"
 	fileIntKey       = "intermediate.key"
 	fileIntCSR       = "intermediate.csr"
+	fileStatusKey    = "status.key"
 	fileAdminToken   = "admin.token"
 	fileDatabase     = "workerca.db"
 	defaultKeyType   = "P-256"
@@ -87,6 +88,7 @@ func defaultConfig(trustDomain string, o initOptions) *fileConfig {
 		RootCert:         fileRootCert,
 		IntermediateCert: fileIntCert,
 		IntermediateKey:  fileIntKey,
+		StatusKey:        fileStatusKey,
 		Database:         databaseConfig{Driver: store.DriverSQLite, DSN: fileDatabase},
 		Listen:           listenConfig{HTTPS: defaultHTTPSAddr, HTTP: defaultHTTPAddr},
 		ServerTLS:        serverTLSConfig{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"}, Lifetime: "24h"},
@@ -127,7 +129,7 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err err
 	// A failed init removes the files it wrote, so that it can be run
 	// again: init never overwrites, so none of them existed before.
 	var absent []string
-	for _, f := range []string{fileConfigName, fileRootCert, fileRootKey, fileIntCert, fileIntKey, fileIntCSR, fileAdminToken} {
+	for _, f := range []string{fileConfigName, fileRootCert, fileRootKey, fileIntCert, fileIntKey, fileIntCSR, fileStatusKey, fileAdminToken} {
 		if _, err := os.Lstat(filepath.Join(o.dir, f)); errors.Is(err, os.ErrNotExist) {
 			absent = append(absent, filepath.Join(o.dir, f))
 		}
@@ -151,6 +153,15 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err err
 	}
 	path := func(f string) string { return filepath.Join(o.dir, f) }
 	if err := ca.WriteKey(path(fileIntKey), intKey, intPass); err != nil {
+		return err
+	}
+	// The status key signs GET /v1/status answers; verifiers fetch its
+	// public half from /v1/status/keys. It stays across restarts.
+	statusKey, err := ca.GenerateKey(ca.KeyP256)
+	if err != nil {
+		return err
+	}
+	if err := ca.WriteKey(path(fileStatusKey), statusKey, nil); err != nil {
 		return err
 	}
 	intCN := o.trustDomain + " Intermediate CA"

@@ -39,13 +39,39 @@ type serveOptions struct {
 
 func serveInstance(ctx context.Context, e *env, cfg *fileConfig, dir string, o serveOptions, ready func(https, http net.Addr)) error {
 	log := e.logger()
-	in, err := open(ctx, cfg, dir, o.db, log)
-	if err != nil {
-		return err
-	}
-	defer in.store.Close()
 	if o.https == "" {
 		return fmt.Errorf("config: listen.https is required")
 	}
-	return in.serve(ctx, log, o.https, o.http, ready)
+	httpsLn, err := net.Listen("tcp", o.https)
+	if err != nil {
+		return fmt.Errorf("listen https: %w", err)
+	}
+	var httpLn net.Listener
+	if o.http != "" {
+		if httpLn, err = net.Listen("tcp", o.http); err != nil {
+			httpsLn.Close()
+			return fmt.Errorf("listen http: %w", err)
+		}
+	}
+	// Certificates name the CRL and OCSP URLs: the configured base, else
+	// the listener as bound (dev binds port 0 in tests).
+	httpAddr := ""
+	if httpLn != nil {
+		httpAddr = httpLn.Addr().String()
+	}
+	in, err := open(ctx, cfg, dir, o.db, log, cfg.publicBase(httpsLn.Addr().String(), httpAddr))
+	if err != nil {
+		closeListeners(httpsLn, httpLn)
+		return err
+	}
+	defer in.store.Close()
+	return in.serve(ctx, log, httpsLn, httpLn, ready)
+}
+
+func closeListeners(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			l.Close()
+		}
+	}
 }

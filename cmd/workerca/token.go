@@ -29,7 +29,7 @@ from elsewhere use POST /v1/admin/tokens with an API key of scope tokens:create.
 			if err != nil {
 				return err
 			}
-			in, err := open(cmd.Context(), cfg, dir, db, e.logger())
+			in, err := open(cmd.Context(), cfg, dir, db, e.logger(), cfg.publicBase(cfg.Listen.HTTPS, cfg.Listen.HTTP))
 			if err != nil {
 				return err
 			}

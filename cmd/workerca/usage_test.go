@@ -18,6 +18,11 @@ func TestUsageErrors(t *testing.T) {
 		want string // in stderr
 	}{
 		{"fail/unknown-command", []string{"bogus"}, `unknown command "bogus"`},
+		{"fail/revoke-without-key", []string{"revoke", "--serial", "01"}, "revoke needs --api-key-file"},
+		{"fail/revoke-two-selectors", []string{"revoke", "--api-key-file", "k", "--serial", "01", "--pool", "p"}, "exactly one of --serial"},
+		{"fail/revoke-no-selector", []string{"revoke", "--api-key-file", "k"}, "exactly one of --serial"},
+		{"fail/revoke-without-ca", []string{"revoke", "--api-key-file", "k", "--serial", "01"}, "--ca-url and --root"},
+		{"fail/revoke-bad-invalidity-date", []string{"revoke", "--api-key-file", "k", "--serial", "01", "--ca-url", "https://x", "--root", "r", "--invalidity-date", "yesterday"}, "not an RFC 3339 time"},
 		{"fail/unknown-flag", []string{"init", "--bogus"}, "unknown flag: --bogus"},
 		{"fail/unknown-persistent-flag", []string{"--bogus", "serve"}, "unknown flag: --bogus"},
 		{"fail/log-level-unknown", []string{"--log-level", "loud", "serve", "--config", "x.json"}, `--log-level "loud"`},
