@@ -151,8 +151,10 @@ func notModified(c echo.Context, etag string, modified time.Time) bool {
 }
 
 // ocspGet is GET /ocsp/<url-encoded base64 DER request> (RFC 6960
-// Appendix A.1). The path is read raw, so "+" and "/" in the base64 (and
-// the "//" that a "/" after the prefix makes) survive routing.
+// Appendix A.1). The path is read raw, so "+" and "/" in the base64
+// survive routing. One extra "/" after the prefix, which clients that
+// join a responder URL ending in "/" send ("/ocsp//MEIw..."), is
+// dropped: a DER request's base64 starts with "M", never with "/".
 func (s *Server) ocspGet(c echo.Context) error {
 	raw, ok := strings.CutPrefix(c.Request().URL.EscapedPath(), "/ocsp/")
 	if !ok || len(raw) > 2*MaxOCSPRequestBytes {
@@ -162,6 +164,7 @@ func (s *Server) ocspGet(c echo.Context) error {
 	if err != nil {
 		return s.ocspAnswer(c, nil)
 	}
+	unescaped = strings.TrimPrefix(unescaped, "/")
 	der, err := base64.StdEncoding.DecodeString(unescaped)
 	if err != nil {
 		der, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(unescaped, "="))

@@ -15,9 +15,9 @@ import (
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/store/storetest"
-	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/web"
 )
 
