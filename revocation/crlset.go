@@ -38,16 +38,17 @@ type crlSet struct {
 	s       *Service
 	mu      sync.RWMutex
 	current []*CRL
-	// dirty marks shards a revocation touched; wake nudges the loop.
+	// dirty holds, for each shard a revocation touched, the earliest
+	// revocation time its next CRL must cover; wake nudges the loop.
 	dirtyMu sync.Mutex
-	dirty   map[int]bool
+	dirty   map[int]time.Time
 	wake    chan struct{}
 	// buildMu serializes builds.
 	buildMu sync.Mutex
 }
 
 func newCRLSet(s *Service) *crlSet {
-	return &crlSet{s: s, current: make([]*CRL, s.cfg.CRLShards), dirty: map[int]bool{}, wake: make(chan struct{}, 1)}
+	return &crlSet{s: s, current: make([]*CRL, s.cfg.CRLShards), dirty: map[int]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
 // CRL returns the shard's current CRL.
@@ -83,7 +84,7 @@ func (c *crlSet) load(ctx context.Context) error {
 	now := c.s.cfg.Clock()
 	for shard := range c.s.cfg.CRLShards {
 		if c.due(shard, now) {
-			if err := c.build(ctx, shard); err != nil {
+			if err := c.build(ctx, shard, time.Time{}); err != nil {
 				return err
 			}
 		}
@@ -99,11 +100,11 @@ func (c *crlSet) due(shard int, now time.Time) bool {
 	return cur == nil || !now.Before(cur.ThisUpdate.Add(c.s.cfg.CRLRebuild))
 }
 
-// touch marks a shard for an immediate rebuild.
-func (c *crlSet) touch(shard int) {
-	c.dirtyMu.Lock()
-	c.dirty[shard] = true
-	c.dirtyMu.Unlock()
+// touch marks a shard for an immediate rebuild that lists revocations
+// from revokedAt on, even of expired certificates: a build that read the
+// ledger before this revocation committed may have a later thisUpdate.
+func (c *crlSet) touch(shard int, revokedAt time.Time) {
+	c.touchLater(shard, revokedAt)
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -125,17 +126,18 @@ func (c *crlSet) loop(ctx context.Context) {
 		}
 		c.dirtyMu.Lock()
 		dirty := c.dirty
-		c.dirty = map[int]bool{}
+		c.dirty = map[int]time.Time{}
 		c.dirtyMu.Unlock()
 		now := c.s.cfg.Clock()
 		for shard := range c.s.cfg.CRLShards {
-			if !dirty[shard] && !c.due(shard, now) {
+			since, touched := dirty[shard]
+			if !touched && !c.due(shard, now) {
 				continue
 			}
-			if err := c.build(ctx, shard); err != nil {
+			if err := c.build(ctx, shard, since); err != nil {
 				c.s.cfg.Logger.ErrorContext(ctx, "CRL build failed", "shard", shard, "error", err)
-				if dirty[shard] {
-					c.touchLater(shard)
+				if touched {
+					c.touchLater(shard, since)
 				}
 			}
 		}
@@ -144,9 +146,11 @@ func (c *crlSet) loop(ctx context.Context) {
 
 // touchLater re-marks a shard without waking the loop: the next tick
 // retries it.
-func (c *crlSet) touchLater(shard int) {
+func (c *crlSet) touchLater(shard int, revokedAt time.Time) {
 	c.dirtyMu.Lock()
-	c.dirty[shard] = true
+	if t, ok := c.dirty[shard]; !ok || revokedAt.Before(t) {
+		c.dirty[shard] = revokedAt
+	}
 	c.dirtyMu.Unlock()
 }
 
@@ -155,12 +159,12 @@ func (s *Service) Rebuild(ctx context.Context, shard int) error {
 	if shard < 0 || shard >= s.cfg.CRLShards {
 		return fmt.Errorf("%w: shard %d", ErrNoCRL, shard)
 	}
-	return s.crls.build(ctx, shard)
+	return s.crls.build(ctx, shard, time.Time{})
 }
 
 // build signs a new CRL for the shard and saves it, numbered above every
 // stored one: max(previous + 1, thisUpdate in Unix milliseconds).
-func (c *crlSet) build(ctx context.Context, shard int) error {
+func (c *crlSet) build(ctx context.Context, shard int, since time.Time) error {
 	c.buildMu.Lock()
 	defer c.buildMu.Unlock()
 	c.mu.RLock()
@@ -173,6 +177,9 @@ func (c *crlSet) build(ctx context.Context, shard int) error {
 	var number int64 = 1
 	if prev != nil {
 		from = prev.ThisUpdate
+		if !since.IsZero() && since.Before(from) {
+			from = since
+		}
 		number = prev.Number + 1
 	}
 	var entries []CRLEntry

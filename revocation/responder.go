@@ -105,7 +105,12 @@ func (r *responder) renewDue(now time.Time) bool {
 		return true
 	}
 	life := r.cert.NotAfter.Sub(r.cert.NotBefore)
-	return !now.Before(r.cert.NotBefore.Add(life * 2 / 3))
+	due := r.cert.NotBefore.Add(life * 2 / 3)
+	// Renew while an answer signed now still ends before notAfter.
+	if d := r.cert.NotAfter.Add(-r.s.cfg.OCSPValidity); d.Before(due) {
+		due = d
+	}
+	return !now.Before(due)
 }
 
 // loop renews the responder certificate when due and drops answers past
@@ -136,7 +141,7 @@ func (r *responder) loop(ctx context.Context) {
 }
 
 func (r *responder) stale(e *cachedAnswer, now time.Time) bool {
-	return !now.Before(e.answer.ThisUpdate.Add(r.s.cfg.OCSPValidity / 2))
+	return !now.Before(e.answer.ThisUpdate.Add(e.answer.NextUpdate.Sub(e.answer.ThisUpdate) / 2))
 }
 
 // forget drops the cached answers of a serial: the next request reads
@@ -214,7 +219,7 @@ func (s *Service) lookup(ctx context.Context, serial string) (certStatus, error)
 // and no forget or renewal happened since epoch.
 func (r *responder) sign(req *ocsp.Request, st certStatus, now time.Time, epoch uint64, cache bool) *OCSPAnswer {
 	r.mu.RLock()
-	signer := r.signer
+	signer, cert := r.signer, r.cert
 	r.mu.RUnlock()
 	if signer == nil {
 		return errorAnswer(ocsp.TryLater)
@@ -226,10 +231,18 @@ func (r *responder) sign(req *ocsp.Request, st certStatus, now time.Time, epoch 
 		this = st.revokedAt
 	}
 	produced := now.UTC().Truncate(time.Second)
+	// An answer must not outlive the certificate that signs it.
+	next := this.Add(r.s.cfg.OCSPValidity)
+	if end := cert.NotAfter.UTC().Truncate(time.Second); next.After(end) {
+		next = end
+	}
+	if !next.After(this) {
+		return errorAnswer(ocsp.TryLater)
+	}
 	resp := ocsp.Response{
 		Status: st.status, SerialNumber: req.SerialNumber, HashAlgorithm: req.HashAlgorithm,
 		RevokedAt: st.revokedAt, Reason: st.reason,
-		ThisUpdate: this, NextUpdate: this.Add(r.s.cfg.OCSPValidity), ProducedAt: produced, Nonce: req.Nonce,
+		ThisUpdate: this, NextUpdate: next, ProducedAt: produced, Nonce: req.Nonce,
 	}
 	der, err := signer.Sign(resp)
 	if err != nil {

@@ -175,7 +175,10 @@ type Result struct {
 // status answer for each certificate say revoked and rebuilds the shards'
 // CRLs in the background (within a second). It is idempotent.
 func (s *Service) Revoke(ctx context.Context, req Request) (*Result, error) {
-	now := s.cfg.Clock().UTC()
+	// Whole seconds, as OCSP, CRLs and status answers carry them: a
+	// sub-second revocation time would make Status at "now" (truncated)
+	// precede it.
+	now := s.cfg.Clock().UTC().Truncate(time.Second)
 	if err := s.check(&req, now); err != nil {
 		return nil, err
 	}
@@ -198,9 +201,12 @@ func (s *Service) Revoke(ctx context.Context, req Request) (*Result, error) {
 	}
 	for _, c := range res.AlreadyRevoked {
 		out.AlreadyRevoked = append(out.AlreadyRevoked, c.Serial)
+		// A concurrent Revoke may have committed this row and not yet
+		// dropped its cached answers: drop them before returning.
+		s.ocsp.forget(c.Serial)
 	}
 	for shard := range shards {
-		s.crls.touch(shard)
+		s.crls.touch(shard, now)
 	}
 	return out, nil
 }
@@ -250,6 +256,11 @@ func (s *Service) check(req *Request, now time.Time) error {
 func ParseSerial(s string) (*big.Int, error) {
 	if s == "" || len(s) > 40 {
 		return nil, fmt.Errorf("%w: serial must be 1 to 40 hex digits", ErrInvalidRequest)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return nil, fmt.Errorf("%w: serial %q is not hex", ErrInvalidRequest, s)
+		}
 	}
 	n, ok := new(big.Int).SetString(s, 16)
 	if !ok || n.Sign() <= 0 {

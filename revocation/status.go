@@ -111,7 +111,7 @@ func (s *Service) Status(ctx context.Context, serial string, at *time.Time) (str
 	now := s.cfg.Clock().UTC().Truncate(time.Second)
 	when := now
 	if at != nil {
-		when = at.UTC()
+		when = at.UTC().Truncate(time.Second)
 		if when.After(now) {
 			return "", nil, fmt.Errorf("%w: at is in the future", ErrInvalidRequest)
 		}
