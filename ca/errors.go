@@ -16,4 +16,6 @@ var (
 	// ErrIntermediate means the intermediate cannot sign (expired, not a CA,
 	// key does not match the certificate).
 	ErrIntermediate = errors.New("ca: intermediate unusable")
+	// ErrSerial means a serial is not in DESIGN.md's form.
+	ErrSerial = errors.New("ca: serial must be the hex of its 1 to 20 octets, as openssl x509 -serial prints it")
 )

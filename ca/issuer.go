@@ -369,6 +369,24 @@ func SerialHex(n *big.Int) string {
 	return hex.EncodeToString(n.Bytes())
 }
 
+// ParseSerial reads SerialHex's form, either case: an even number of hex
+// digits, 1 to 20 octets, positive. Errors wrap ErrSerial. SerialHex of
+// the result is the ledger key.
+func ParseSerial(s string) (*big.Int, error) {
+	if s == "" || len(s) > 40 || len(s)%2 != 0 {
+		return nil, fmt.Errorf("%w: %q", ErrSerial, s)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q", ErrSerial, s)
+	}
+	n := new(big.Int).SetBytes(b)
+	if n.Sign() == 0 {
+		return nil, fmt.Errorf("%w: %q is zero", ErrSerial, s)
+	}
+	return n, nil
+}
+
 // SPKISHA256 returns the lowercase hex SHA-256 of a certificate's
 // SubjectPublicKeyInfo.
 func SPKISHA256(cert *x509.Certificate) string {

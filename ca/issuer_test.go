@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -368,5 +369,26 @@ func TestIssueResponder(t *testing.T) {
 	}
 	if _, err := iss.IssueResponder(ca.ResponderRequest{PublicKey: catest.WeakKey(t, "p224").Public()}); err == nil {
 		t.Error("IssueResponder accepted a P-224 key")
+	}
+}
+
+func TestParseSerial(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"01ab", "01ab"}, {"01AB", "01ab"}, {"00ff", "ff"}, {strings.Repeat("ff", 20), strings.Repeat("ff", 20)},
+		{"", ""}, {"abc", ""}, {"zz", ""}, {"+f", ""}, {"-1", ""}, {"0x01", ""}, {"00", ""}, {strings.Repeat("ab", 21), ""},
+	} {
+		n, err := ca.ParseSerial(tc.in)
+		if tc.want == "" {
+			if !errors.Is(err, ca.ErrSerial) {
+				t.Errorf("ParseSerial(%q) = %v, %v; want ErrSerial", tc.in, n, err)
+			}
+			continue
+		}
+		if err != nil || ca.SerialHex(n) != tc.want {
+			t.Errorf("ParseSerial(%q) = %v, %v; want %s", tc.in, n, err, tc.want)
+		}
 	}
 }

@@ -251,20 +251,12 @@ func (s *Service) check(req *Request, now time.Time) error {
 	return nil
 }
 
-// ParseSerial reads a serial in DESIGN.md's form: hex of the serial's
-// bytes, either case, at most 20 octets, positive.
+// ParseSerial reads a serial in DESIGN.md's form (ca.ParseSerial); errors
+// wrap ErrInvalidRequest.
 func ParseSerial(s string) (*big.Int, error) {
-	if s == "" || len(s) > 40 {
-		return nil, fmt.Errorf("%w: serial must be 1 to 40 hex digits", ErrInvalidRequest)
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return nil, fmt.Errorf("%w: serial %q is not hex", ErrInvalidRequest, s)
-		}
-	}
-	n, ok := new(big.Int).SetString(s, 16)
-	if !ok || n.Sign() <= 0 {
-		return nil, fmt.Errorf("%w: serial %q is not positive hex", ErrInvalidRequest, s)
+	n, err := ca.ParseSerial(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
 	return n, nil
 }

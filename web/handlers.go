@@ -264,11 +264,11 @@ type certificateView struct {
 // ParseSerial normalizes a serial from a path: hex, either case, at most
 // 20 octets (RFC 5280 §4.1.2.2), returned lowercase.
 func ParseSerial(s string) (string, error) {
-	s = strings.ToLower(s)
-	if s == "" || len(s) > 40 || len(s)%2 != 0 || !isHex(s) {
+	n, err := ca.ParseSerial(s)
+	if err != nil {
 		return "", newError(http.StatusBadRequest, "invalid_serial", "serial must be the hex of the serial's bytes, as openssl x509 -serial prints it")
 	}
-	return s, nil
+	return ca.SerialHex(n), nil
 }
 
 func (s *Server) getCertificate(c echo.Context) error {
