@@ -29,6 +29,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/workerca/workerca/internal/linttest"
+	"github.com/workerca/workerca/internal/tooltest"
 	"github.com/workerca/workerca/revocation"
 )
 
@@ -445,13 +446,7 @@ func parseIDP(t *testing.T, der []byte) (uri []byte, onlyUser bool) {
 // onlyContainsUserCerts) must match a leaf whose CDP is the shard URI.
 func TestBuildCRLOpenSSL(t *testing.T) {
 	t.Parallel()
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("openssl is required (CI=true forbids skipping): %v", err)
-		}
-		t.Skip("openssl is not installed")
-	}
+	openssl := tooltest.Require(t, "openssl")[0]
 	ca := newTestCA(t)
 	now := epoch()
 	revoked := ca.newLeaf(t, randomSerial(t), shardURI)

@@ -90,7 +90,7 @@ type Service struct {
 	cfg    Config
 	crls   *crlSet
 	ocsp   *responder
-	status *statusSigner
+	status *ca.JOSESigner
 }
 
 // New checks cfg and returns a Service. Call Run to build the CRLs and
@@ -137,7 +137,7 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg}
 	s.crls = newCRLSet(s)
 	s.ocsp = newResponder(s)
-	st, err := newStatusSigner(cfg.StatusKey)
+	st, err := ca.NewJOSESigner(cfg.StatusKey, StatusMediaType)
 	if err != nil {
 		return nil, err
 	}

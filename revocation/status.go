@@ -2,12 +2,6 @@ package revocation
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,53 +44,9 @@ type Status struct {
 	At time.Time `json:"at"`
 }
 
-// statusSigner signs status answers with the status key.
-type statusSigner struct {
-	signer jose.Signer
-	jwk    jose.JSONWebKey
-}
-
-func newStatusSigner(key crypto.Signer) (*statusSigner, error) {
-	alg, err := joseAlgorithm(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	pub := jose.JSONWebKey{Key: key.Public(), Algorithm: string(alg), Use: "sig"}
-	thumb, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, fmt.Errorf("revocation: status key thumbprint: %w", err)
-	}
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(thumb)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: pub.KeyID}},
-		(&jose.SignerOptions{}).WithType(StatusMediaType))
-	if err != nil {
-		return nil, fmt.Errorf("revocation: status signer: %w", err)
-	}
-	return &statusSigner{signer: signer, jwk: pub}, nil
-}
-
-func joseAlgorithm(pub crypto.PublicKey) (jose.SignatureAlgorithm, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return jose.ES256, nil
-		case elliptic.P384():
-			return jose.ES384, nil
-		}
-	case ed25519.PublicKey:
-		return jose.EdDSA, nil
-	case *rsa.PublicKey:
-		if k.N.BitLen() >= 2048 {
-			return jose.RS256, nil
-		}
-	}
-	return "", fmt.Errorf("revocation: status key must be P-256, P-384, Ed25519 or RSA ≥ 2048, got %T", pub)
-}
-
 // StatusKeys is the JWKS that verifies status answers.
 func (s *Service) StatusKeys() jose.JSONWebKeySet {
-	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.status.jwk}}
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.status.Public}}
 }
 
 // Status answers the status of serial at the instant at (nil means now)
@@ -130,13 +80,9 @@ func (s *Service) Status(ctx context.Context, serial string, at *time.Time) (str
 	if err != nil {
 		return "", nil, err
 	}
-	obj, err := s.status.signer.Sign(payload)
+	jws, err := s.status.SignCompact(payload)
 	if err != nil {
 		return "", nil, fmt.Errorf("revocation: sign status: %w", err)
-	}
-	jws, err := obj.CompactSerialize()
-	if err != nil {
-		return "", nil, err
 	}
 	return jws, st, nil
 }

@@ -132,3 +132,22 @@ func BadSignatureCSR(t testing.TB) []byte {
 	out[len(out)-1] ^= 0x01 // Ed25519 signatures end the DER; flip the last signature byte
 	return out
 }
+
+// Worker issues a real worker certificate for key in pool/worker at now,
+// valid for ttl, through an Issuer over h.
+func (h *Hierarchy) Worker(t testing.TB, key crypto.Signer, pool, worker string, now time.Time, ttl time.Duration) *x509.Certificate {
+	t.Helper()
+	iss := h.Issuer(t, ca.Config{Clock: func() time.Time { return now }})
+	profile, err := ca.NewProfile(ca.ProfileConfig{Name: pool, TTL: ttl})
+	if err != nil {
+		t.Fatalf("catest: profile: %v", err)
+	}
+	cert, err := iss.Issue(ca.IssueRequest{
+		CSR: ParsedCSR(t, key), Profile: profile,
+		Identity: ca.Identity{TrustDomain: "workers.test", Pool: pool, WorkerID: worker, Method: "token"},
+	})
+	if err != nil {
+		t.Fatalf("catest: worker certificate: %v", err)
+	}
+	return cert
+}

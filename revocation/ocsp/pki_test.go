@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/internal/tooltest"
 	"github.com/workerca/workerca/revocation/ocsp"
 )
 
@@ -168,12 +169,7 @@ func randomSerial(t testing.TB) *big.Int {
 // CI=true, where nothing may be skipped silently.
 func requireOpenSSL(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("openssl is required (CI=true forbids skipping): %v", err)
-		}
-		t.Skipf("openssl not found; install it to run this test: %v", err)
-	}
+	tooltest.Require(t, "openssl")
 }
 
 // openssl runs openssl in dir and returns its combined output.
