@@ -1,5 +1,6 @@
 // Package store persists the certificate authority's state: the ledger of
-// issued certificates, enrollment tokens, API keys and the audit log.
+// issued certificates, revocations and CRLs, artifact registrations,
+// enrollment tokens, API keys and the audit log.
 //
 // It is the storage authority in Boulder's sense: it decides nothing and
 // only records, atomically, what its callers have decided. It imports none
@@ -25,6 +26,23 @@
 //	case errors.Is(err, store.ErrPoolFull): // the pool's cap is reached
 //	}
 //
+// # History, artifacts, retention
+//
+// Every certificate stays in the ledger until its RetainUntil, which
+// RegisterArtifact raises to the expiry of the latest artifact
+// registration it signed; a revoked one stays, besides, until a CRL
+// issued after its notAfter has listed it. WorkerCertificates pages
+// through a worker's history, optionally only what was valid at an
+// instant. Prune deletes what retention no longer requires, in small
+// batches, and TryLock elects the replica that runs it:
+//
+//	unlock, ok, err := s.TryLock(ctx, "prune")
+//	if err != nil || !ok {
+//		return err // another replica prunes
+//	}
+//	defer unlock()
+//	res, err := s.Prune(ctx, store.PruneOptions{Now: now})
+//
 // Open applies the package's versioned, hand-written SQL migrations and
 // refuses a database whose schema is newer than it knows (ErrSchemaTooNew).
 //
@@ -43,6 +61,8 @@
 //
 // Failures the caller can act on are reported with the sentinel errors
 // (ErrNotFound, ErrTokenUsed, ErrTokenExpired, ErrPoolFull, ErrDuplicate,
-// ErrSchemaTooNew), wrapped with a "store: " prefix and checked with
-// errors.Is. Any other error is a database failure that is none of them.
+// ErrChallengeUnknown, ErrChallengeUsed, ErrChallengeExpired, ErrReplay,
+// ErrStale, ErrRevoked, ErrInvalidCursor, ErrSchemaTooNew), wrapped with
+// a "store: " prefix and checked with errors.Is. Any other error is a
+// database failure that is none of them.
 package store

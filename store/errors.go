@@ -34,6 +34,12 @@ var (
 	// again, or that an attestation subject allowed one live certificate
 	// already holds one.
 	ErrReplay = errors.New("attestation evidence already used")
+	// ErrRevoked reports that the certificate an operation needs in good
+	// standing, such as an artifact's signing certificate, is revoked.
+	ErrRevoked = errors.New("certificate revoked")
+	// ErrInvalidCursor reports a pagination cursor this package did not
+	// produce, or one that was altered.
+	ErrInvalidCursor = errors.New("invalid pagination cursor")
 	// ErrSchemaTooNew reports that the database was migrated by a newer
 	// version of this program than the one running.
 	ErrSchemaTooNew = errors.New("database schema is newer than this program supports")

@@ -15,7 +15,8 @@ var errAny = errors.New("any non-sentinel error")
 func sentinels() []error {
 	return []error{store.ErrNotFound, store.ErrTokenUsed, store.ErrTokenExpired,
 		store.ErrPoolFull, store.ErrDuplicate, store.ErrSchemaTooNew,
-		store.ErrChallengeUnknown, store.ErrChallengeUsed, store.ErrChallengeExpired, store.ErrReplay, store.ErrStale}
+		store.ErrChallengeUnknown, store.ErrChallengeUsed, store.ErrChallengeExpired, store.ErrReplay, store.ErrStale,
+		store.ErrRevoked, store.ErrInvalidCursor}
 }
 
 // checkErr asserts err matches want: nil, a sentinel (with the "store: "

@@ -205,6 +205,50 @@ func migrations() []migration {
 				)`,
 			},
 		},
+		{
+			// 4: artifact registrations with their CA receipts, keyed by
+			// the signature's hash; the pruner's index on retain_until.
+			// Worker history reads idx_certificates_worker_validity.
+			version: 4,
+			sqlite: []string{
+				`CREATE TABLE artifacts (
+					sig_sha256    TEXT     NOT NULL PRIMARY KEY,
+					sha256        TEXT     NOT NULL,
+					name          TEXT     NOT NULL DEFAULT '',
+					serial        TEXT     NOT NULL,
+					worker_id     TEXT     NOT NULL DEFAULT '',
+					pool          TEXT     NOT NULL DEFAULT '',
+					spiffe_id     TEXT     NOT NULL DEFAULT '',
+					signature     TEXT     NOT NULL,
+					receipt       TEXT     NOT NULL,
+					registered_at DATETIME NOT NULL,
+					expires_at    DATETIME NOT NULL
+				)`,
+				`CREATE INDEX idx_artifacts_sha256 ON artifacts (sha256, registered_at)`,
+				`CREATE INDEX idx_artifacts_serial ON artifacts (serial)`,
+				`CREATE INDEX idx_artifacts_expires_at ON artifacts (expires_at)`,
+				`CREATE INDEX idx_certificates_retain_until ON certificates (retain_until)`,
+			},
+			postgres: []string{
+				`CREATE TABLE artifacts (
+					sig_sha256    TEXT        NOT NULL PRIMARY KEY,
+					sha256        TEXT        NOT NULL,
+					name          TEXT        NOT NULL DEFAULT '',
+					serial        TEXT        NOT NULL,
+					worker_id     TEXT        NOT NULL DEFAULT '',
+					pool          TEXT        NOT NULL DEFAULT '',
+					spiffe_id     TEXT        NOT NULL DEFAULT '',
+					signature     TEXT        NOT NULL,
+					receipt       TEXT        NOT NULL,
+					registered_at TIMESTAMPTZ NOT NULL,
+					expires_at    TIMESTAMPTZ NOT NULL
+				)`,
+				`CREATE INDEX idx_artifacts_sha256 ON artifacts (sha256, registered_at)`,
+				`CREATE INDEX idx_artifacts_serial ON artifacts (serial)`,
+				`CREATE INDEX idx_artifacts_expires_at ON artifacts (expires_at)`,
+				`CREATE INDEX idx_certificates_retain_until ON certificates (retain_until)`,
+			},
+		},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	gormsqlite "github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
@@ -41,6 +42,10 @@ type Store struct {
 	sqlDB   *sql.DB
 	driver  string
 	dialect dialect
+
+	// locksMu guards locks, the names TryLock holds on SQLite.
+	locksMu sync.Mutex
+	locks   map[string]bool
 }
 
 // Open connects to the database cfg names, checks that it answers, and
@@ -64,7 +69,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 	}
-	s := &Store{driver: cfg.Driver}
+	s := &Store{driver: cfg.Driver, locks: map[string]bool{}}
 	var dialector gorm.Dialector
 	switch cfg.Driver {
 	case DriverSQLite:
