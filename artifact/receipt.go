@@ -64,8 +64,8 @@ func (s *ReceiptSigner) Sign(r Receipt) (string, error) {
 	return s.jose.SignCompact(b)
 }
 
-// ParseReceipt verifies a compact receipt with one of keys (selected by
-// kid; all are tried when the receipt has none) and returns its claims.
+// ParseReceipt verifies a compact receipt with one of keys (the key its
+// kid names, or a key without a kid) and returns its claims.
 // A receipt signed by any other key is ErrBadSignature.
 func ParseReceipt(compact string, keys jose.JSONWebKeySet) (*Receipt, error) {
 	compact = strings.TrimSpace(compact)
@@ -105,18 +105,19 @@ func ParseReceipt(compact string, keys jose.JSONWebKeySet) (*Receipt, error) {
 	return &r, nil
 }
 
-// verifyWithSet verifies obj with the key of keys its kid names, with
-// that key's one algorithm.
+// verifyWithSet verifies obj with a key of keys (the one its kid names,
+// or one without a kid), with that key's one algorithm.
 func verifyWithSet(obj *jose.JSONWebSignature, keys jose.JSONWebKeySet) ([]byte, error) {
 	if len(obj.Signatures) != 1 {
 		return nil, fmt.Errorf("%w: want one signature", ErrMalformed)
 	}
 	h := obj.Signatures[0].Header
-	candidates := keys.Keys
-	if h.KeyID != "" {
-		candidates = keys.Key(h.KeyID)
-	}
-	for _, k := range candidates {
+	for _, k := range keys.Keys {
+		// A key with a kid verifies only JWS naming it; one without may
+		// verify any.
+		if k.KeyID != "" && h.KeyID != "" && k.KeyID != h.KeyID {
+			continue
+		}
 		alg, err := ca.JOSEAlgorithm(k.Key)
 		if err != nil || string(alg) != h.Algorithm {
 			continue

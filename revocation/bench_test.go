@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/enroll"
@@ -67,7 +68,11 @@ func newBenchCA(b *testing.B) *benchCA {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := web.New(web.Config{Enroll: es, Revocation: svc, Store: st, Roots: []*x509.Certificate{h.Root}, Intermediates: []*x509.Certificate{h.Intermediate}})
+	reg, err := registry.New(registry.Config{Ledger: st, ReceiptKey: catest.Key(b, ca.KeyP256)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := web.New(web.Config{Registry: reg, Enroll: es, Revocation: svc, Store: st, Roots: []*x509.Certificate{h.Root}, Intermediates: []*x509.Certificate{h.Intermediate}})
 	if err != nil {
 		b.Fatal(err)
 	}

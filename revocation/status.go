@@ -112,3 +112,12 @@ func judge(st *Status, c *store.Certificate, when time.Time) {
 		st.Status = StatusGood
 	}
 }
+
+// StatusAt is the status of the ledger row c at the instant at, by the
+// rules of Service.Status; ThisUpdate and NextUpdate are left zero.
+func StatusAt(c *store.Certificate, at time.Time) Status {
+	at = at.UTC().Truncate(time.Second)
+	st := Status{Serial: c.Serial, At: at}
+	judge(&st, c, at)
+	return st
+}

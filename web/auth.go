@@ -51,6 +51,9 @@ const (
 	// accessWorker: a worker certificate over mTLS, verified to our roots
 	// and checked against the ledger. API keys are refused.
 	accessWorker
+	// accessReadOrSelf: an operator API key with scope read, or the
+	// worker the route's :id names over mTLS (its own history only).
+	accessReadOrSelf
 )
 
 func (a access) String() string {
@@ -63,6 +66,8 @@ func (a access) String() string {
 		return "attestation-evidence"
 	case accessWorker:
 		return "worker-certificate"
+	case accessReadOrSelf:
+		return "api-key:" + string(ScopeRead) + "|worker-certificate:self"
 	}
 	return "anyone"
 }
@@ -72,6 +77,7 @@ func apiKey(sc Scope) access  { return access{kind: accessAPIKey, scope: sc} }
 func enrollmentToken() access { return access{kind: accessToken} }
 func evidence() access        { return access{kind: accessEvidence} }
 func worker() access          { return access{kind: accessWorker} }
+func readOrSelf() access      { return access{kind: accessReadOrSelf} }
 func bearer(c echo.Context) string {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)
 	scheme, tok, ok := strings.Cut(h, " ")

@@ -9,6 +9,6 @@
 // intermediates, health, metrics) and answers 403 https_required for the
 // rest.
 //
-//	srv, _ := web.New(web.Config{Enroll: svc, Store: st, Roots: roots, Intermediates: ints})
+//	srv, _ := web.New(web.Config{Enroll: svc, Revocation: rev, Registry: reg, Store: st, Roots: roots, Intermediates: ints})
 //	err := srv.Run(ctx, web.RunConfig{HTTPS: httpsLn, HTTP: httpLn, DNSNames: []string{"localhost"}})
 package web

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/workerca/workerca/artifact"
+	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/revocation"
@@ -39,7 +41,7 @@ func storeError(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, named := range []error{store.ErrNotFound, store.ErrDuplicate, store.ErrTokenUsed, store.ErrTokenExpired, store.ErrPoolFull} {
+	for _, named := range []error{store.ErrNotFound, store.ErrDuplicate, store.ErrTokenUsed, store.ErrTokenExpired, store.ErrPoolFull, store.ErrInvalidCursor} {
 		if errors.Is(err, named) {
 			return err
 		}
@@ -115,6 +117,15 @@ func problem(err error) *Error {
 		{revocation.ErrNotOwn, http.StatusForbidden, "revocation_not_allowed", ""},
 		{revocation.ErrNoCRL, http.StatusNotFound, "not_found", "no such CRL shard"},
 		{revocation.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable, retry later"},
+		{artifact.ErrDigest, http.StatusBadRequest, "invalid_digest", ""},
+		{artifact.ErrBadSignature, http.StatusBadRequest, "signature_invalid", ""},
+		{artifact.ErrMalformed, http.StatusBadRequest, "signature_malformed", ""},
+		{registry.ErrInvalid, http.StatusBadRequest, "invalid_request", ""},
+		{registry.ErrNotCaller, http.StatusForbidden, "signer_not_caller", "the signature's x5c leaf is not the certificate presented over mTLS"},
+		{registry.ErrRevoked, http.StatusUnauthorized, "certificate_revoked", "the client certificate was revoked"},
+		{registry.ErrNotFound, http.StatusNotFound, "artifact_not_found", "no registration of this artifact is kept"},
+		{registry.ErrUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable, retry later"},
+		{store.ErrInvalidCursor, http.StatusBadRequest, "invalid_cursor", "the cursor is not one this server gave"},
 		{store.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
 		{errStoreUnavailable, http.StatusServiceUnavailable, "store_unavailable", "the database is unavailable, retry later"},
 	} {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/credential"
@@ -136,6 +137,13 @@ func newServer(t *testing.T, st *store.Store, opts ...option) (*web.Server, *fix
 		t.Fatalf("revocation.New: %v", err)
 	}
 	wc.Revocation, f.rev = rev, rev
+	if wc.Registry == nil {
+		reg, err := registry.New(registry.Config{Ledger: st, ReceiptKey: f.statusKey, Clock: f.clock.Now})
+		if err != nil {
+			t.Fatalf("registry.New: %v", err)
+		}
+		wc.Registry = reg
+	}
 	srv, err := web.New(wc)
 	if err != nil {
 		t.Fatalf("web.New: %v", err)

@@ -54,6 +54,10 @@ func (m *Metrics) Issuance(pool, method, outcome string, d time.Duration) {
 	m.latency.WithLabelValues(pool, method).Observe(d.Seconds())
 }
 
+// Registerer is the registry, for other components' collectors (served
+// at /metrics with the rest).
+func (m *Metrics) Registerer() prometheus.Registerer { return m.reg }
+
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/internal/ratelimit"
 	"github.com/workerca/workerca/revocation"
@@ -34,6 +35,7 @@ type Store interface {
 	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string, at time.Time, audit store.AuditEvent) error
 	Certificate(ctx context.Context, serial string) (*store.Certificate, error)
+	WorkerCertificates(ctx context.Context, q store.WorkerQuery) ([]store.Certificate, string, error)
 	Ping(ctx context.Context) error
 }
 
@@ -44,6 +46,9 @@ type Config struct {
 	// Revocation revokes and publishes status (CRLs, OCSP, JSON).
 	// Required. Run starts it.
 	Revocation *revocation.Service
+	// Registry registers artifact signatures and signs their receipts.
+	// Required.
+	Registry *registry.Registry
 	// Store holds API keys and the ledger. Required.
 	Store Store
 	// Roots is the trust bundle served at /v1/bundle. Required.
@@ -95,8 +100,8 @@ type route struct {
 
 // New checks cfg and builds the router.
 func New(cfg Config) (*Server, error) {
-	if cfg.Enroll == nil || cfg.Store == nil || cfg.Revocation == nil {
-		return nil, errors.New("web: enroll service, revocation service and store are required")
+	if cfg.Enroll == nil || cfg.Store == nil || cfg.Revocation == nil || cfg.Registry == nil {
+		return nil, errors.New("web: enroll service, revocation service, artifact registry and store are required")
 	}
 	if len(cfg.Roots) == 0 || len(cfg.Intermediates) == 0 {
 		return nil, errors.New("web: roots and intermediates are required")
@@ -146,6 +151,8 @@ func New(cfg Config) (*Server, error) {
 			mw = append(mw, s.refuseWorker, s.requireAPIKey(r.access.scope))
 		case accessWorker:
 			mw = append(mw, s.requireWorker)
+		case accessReadOrSelf:
+			mw = append(mw, s.requireReadOrSelf)
 		}
 		s.echo.Add(r.method, r.path, r.handler, mw...)
 	}
@@ -178,6 +185,9 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/v1/enroll", evidence(), false, s.perSource(s.enrollJSON)},
 		{http.MethodPost, "/v1/renew", worker(), false, s.renew},
 		{http.MethodPost, "/v1/revoke", worker(), false, s.revokeOwn},
+		{http.MethodGet, "/v1/workers/:id/certificates", readOrSelf(), false, s.workerCertificates},
+		{http.MethodPost, "/v1/artifacts", worker(), false, s.registerArtifact},
+		{http.MethodGet, "/v1/artifacts/:sha256", anyone(), false, s.artifact},
 	}
 }
 

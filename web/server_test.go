@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/enroll"
@@ -34,16 +35,21 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg, err := registry.New(registry.Config{Ledger: st, ReceiptKey: catest.Key(t, ca.KeyP256)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	roots, ints := []*x509.Certificate{h.Root}, []*x509.Certificate{h.Intermediate}
 	tests := []struct {
 		name string
 		cfg  web.Config
 	}{
-		{"fail/no-enroll-service", web.Config{Store: st, Revocation: rev, Roots: roots, Intermediates: ints}},
-		{"fail/no-revocation-service", web.Config{Enroll: svc, Store: st, Roots: roots, Intermediates: ints}},
-		{"fail/no-store", web.Config{Enroll: svc, Revocation: rev, Roots: roots, Intermediates: ints}},
-		{"fail/no-roots", web.Config{Enroll: svc, Revocation: rev, Store: st, Intermediates: ints}},
-		{"fail/no-intermediates", web.Config{Enroll: svc, Revocation: rev, Store: st, Roots: roots}},
+		{"fail/no-enroll-service", web.Config{Registry: reg, Store: st, Revocation: rev, Roots: roots, Intermediates: ints}},
+		{"fail/no-revocation-service", web.Config{Registry: reg, Enroll: svc, Store: st, Roots: roots, Intermediates: ints}},
+		{"fail/no-store", web.Config{Registry: reg, Enroll: svc, Revocation: rev, Roots: roots, Intermediates: ints}},
+		{"fail/no-roots", web.Config{Registry: reg, Enroll: svc, Revocation: rev, Store: st, Intermediates: ints}},
+		{"fail/no-intermediates", web.Config{Registry: reg, Enroll: svc, Revocation: rev, Store: st, Roots: roots}},
+		{"fail/no-registry", web.Config{Enroll: svc, Revocation: rev, Store: st, Roots: roots, Intermediates: ints}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,7 +59,7 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := web.New(web.Config{Enroll: svc, Revocation: rev, Store: st, Roots: roots, Intermediates: ints}); err != nil {
+	if _, err := web.New(web.Config{Registry: reg, Enroll: svc, Revocation: rev, Store: st, Roots: roots, Intermediates: ints}); err != nil {
 		t.Fatalf("New with a complete config: %v", err)
 	}
 }

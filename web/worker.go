@@ -66,6 +66,26 @@ func (s *Server) requireWorker(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// requireReadOrSelf admits an operator key with scope read, or a worker
+// certificate whose worker is the one the route's :id names. A request
+// with a verified worker certificate is judged as that worker only.
+func (s *Server) requireReadOrSelf(next echo.HandlerFunc) echo.HandlerFunc {
+	asWorker := s.requireWorker(func(c echo.Context) error {
+		w, ok := callerWorker(c)
+		if !ok || w.row.WorkerID != c.Param("id") {
+			return newError(http.StatusForbidden, "not_own_worker", "a worker may read only its own history")
+		}
+		return next(c)
+	})
+	asOperator := s.requireAPIKey(ScopeRead)(next)
+	return func(c echo.Context) error {
+		if st := c.Request().TLS; st != nil && len(st.PeerCertificates) > 0 {
+			return asWorker(c)
+		}
+		return asOperator(c)
+	}
+}
+
 // refuseWorker keeps worker certificates off operator routes: a request
 // presenting a certificate of ours is refused whatever else it carries.
 func (s *Server) refuseWorker(next echo.HandlerFunc) echo.HandlerFunc {

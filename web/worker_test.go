@@ -110,6 +110,21 @@ func TestRouteAccessMatrix(t *testing.T) {
 					return outcome{401, "certificate_untrusted"}
 				}
 				return outcome{}
+			case route.Access == "api-key:read|worker-certificate:self":
+				// The matrix's worker is w-matrix; the path names another.
+				switch {
+				case c.name == "worker":
+					return outcome{403, "not_own_worker"}
+				case c.name == "worker-expired":
+					return outcome{401, "certificate_expired"}
+				case c.name == "foreign-ca":
+					return outcome{401, "certificate_untrusted"}
+				case c.key == "":
+					return outcome{401, "unauthenticated"}
+				case c.key != web.ScopeAdmin && c.key != web.ScopeRead:
+					return outcome{403, "insufficient_scope"}
+				}
+				return outcome{}
 			case strings.HasPrefix(route.Access, "api-key:"):
 				scope := web.Scope(strings.TrimPrefix(route.Access, "api-key:"))
 				switch {

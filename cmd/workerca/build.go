@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/internal/ratelimit"
+	"github.com/workerca/workerca/retention"
 	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/web"
@@ -30,6 +32,10 @@ type instance struct {
 	intermediate *x509.Certificate
 	metrics      *web.Metrics
 	rev          *revocation.Service
+	registry     *registry.Registry
+	pruner       *retention.Pruner
+	// pruneInterval is the background pruning period; 0 means none.
+	pruneInterval time.Duration
 	// sourceLimit and trustedProxies configure the per-source limit.
 	sourceLimit    ratelimit.Limit
 	trustedProxies []netip.Prefix
@@ -119,6 +125,10 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	buffer, maxArtifact, pruneInterval, pruneBatch, err := cfg.retention()
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, storeConfig(dir, cfg.Database, dsnOverride))
 	if err != nil {
 		return nil, err
@@ -126,7 +136,7 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	metrics := web.NewMetrics()
 	svc, err := enroll.New(enroll.Config{
 		Issuer: iss, Ledger: st, TrustDomain: cfg.TrustDomain, Pools: pools,
-		Logger: log, Observer: metrics, Attestors: attestors,
+		Logger: log, Observer: metrics, Attestors: attestors, RetentionBuffer: buffer,
 	})
 	if err != nil {
 		st.Close()
@@ -139,8 +149,18 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 		st.Close()
 		return nil, fmt.Errorf("config: revocation: %w", err)
 	}
-	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, rev: rev, root: roots, intermediate: ints[0], metrics: metrics,
-		sourceLimit: sourceLimit, trustedProxies: proxies}, nil
+	reg, err := registry.New(registry.Config{Ledger: st, ReceiptKey: statusKey, MaxLifetime: maxArtifact})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	pruner, err := retention.New(retention.Config{Store: st, Interval: pruneInterval, BatchSize: pruneBatch, Logger: log, Registerer: metrics.Registerer()})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, rev: rev, registry: reg, pruner: pruner, pruneInterval: pruneInterval,
+		root: roots, intermediate: ints[0], metrics: metrics, sourceLimit: sourceLimit, trustedProxies: proxies}, nil
 }
 
 // warnLooseKeyFile warns when a key file others can read: init writes keys
@@ -157,7 +177,7 @@ func warnLooseKeyFile(log *slog.Logger, ref string) {
 // serve runs the HTTP edge until ctx is done.
 func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsLn, httpLn net.Listener, ready func(https, http net.Addr)) error {
 	srv, err := web.New(web.Config{
-		Enroll: in.enroll, Revocation: in.rev, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
+		Enroll: in.enroll, Revocation: in.rev, Registry: in.registry, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
 		Metrics: in.metrics, Logger: log, SourceRateLimit: &in.sourceLimit, TrustedProxies: in.trustedProxies,
 	})
 	if err != nil {
@@ -177,6 +197,12 @@ func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsLn, httpLn
 			ha = httpLn.Addr()
 		}
 		ready(httpsLn.Addr(), ha)
+	}
+	if in.pruneInterval > 0 {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); in.pruner.Run(pctx) }()
+		defer func() { stop(); <-done }()
 	}
 	return srv.Run(ctx, web.RunConfig{
 		HTTPS: httpsLn, HTTP: httpLn, DNSNames: in.cfg.ServerTLS.DNSNames, IPAddresses: ips, CertTTL: lifetime,

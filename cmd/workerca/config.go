@@ -21,6 +21,7 @@ import (
 	"github.com/workerca/workerca/enroll/azure"
 	"github.com/workerca/workerca/enroll/gcpiit"
 	"github.com/workerca/workerca/internal/ratelimit"
+	"github.com/workerca/workerca/retention"
 	"github.com/workerca/workerca/web"
 )
 
@@ -49,6 +50,8 @@ type fileConfig struct {
 	StatusKey string `json:"status_key"`
 	// Revocation tunes CRLs and OCSP.
 	Revocation revocationConfig `json:"revocation"`
+	// Retention tunes how long history is kept, and pruning.
+	Retention retentionConfig `json:"retention"`
 	// EnrollmentOID overrides the enrollment extension's OID (dotted).
 	EnrollmentOID string `json:"enrollment_oid,omitempty"`
 	// PublicURL is the CA's base URL as workers reach it
@@ -218,6 +221,51 @@ type revocationConfig struct {
 	// ResponderLifetime is the OCSP responder certificate's (default
 	// "72h"), renewed after two thirds.
 	ResponderLifetime string `json:"responder_lifetime,omitempty"`
+}
+
+// retentionConfig tunes history retention and pruning; every field has a
+// default.
+type retentionConfig struct {
+	// SafetyBuffer keeps a certificate's ledger row this long past its
+	// notAfter (default "72h"); an artifact it signed keeps it longer.
+	SafetyBuffer string `json:"safety_buffer,omitempty"`
+	// MaxArtifactLifetime caps how far ahead a registration's expires_at
+	// may be (default "43800h", five years).
+	MaxArtifactLifetime string `json:"max_artifact_lifetime,omitempty"`
+	// PruneInterval is the time between background pruning passes
+	// (default "10m"); "off" disables them (run workerca prune instead).
+	PruneInterval string `json:"prune_interval,omitempty"`
+	// PruneBatch is the rows deleted per statement (default 500).
+	PruneBatch int `json:"prune_batch,omitempty"`
+}
+
+// retention is the checked retention section, defaults filled; a zero
+// interval means no background pruning.
+func (c *fileConfig) retention() (buffer, maxLifetime, interval time.Duration, batch int, err error) {
+	r := c.Retention
+	if buffer, err = parseDuration("retention.safety_buffer", r.SafetyBuffer); err != nil {
+		return
+	}
+	if maxLifetime, err = parseDuration("retention.max_artifact_lifetime", r.MaxArtifactLifetime); err != nil {
+		return
+	}
+	if r.PruneInterval != "off" {
+		if interval, err = parseDuration("retention.prune_interval", r.PruneInterval); err != nil {
+			return
+		}
+		if interval == 0 {
+			interval = retention.DefaultInterval
+		}
+	}
+	switch {
+	case buffer < 0 || maxLifetime < 0 || interval < 0:
+		err = errors.New("config: retention durations must not be negative")
+	case r.PruneInterval != "off" && interval < time.Second:
+		err = errors.New("config: retention.prune_interval must be at least 1s, or \"off\"")
+	case r.PruneBatch < 0 || r.PruneBatch > 100000:
+		err = errors.New("config: retention.prune_batch must be 0 (default 500) to 100000")
+	}
+	return buffer, maxLifetime, interval, r.PruneBatch, err
 }
 
 // defaultCRLShards is the CRL shard count of a config that names none.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/internal/tooltest"
 )
 
 // syncBuffer is an io.Writer the server goroutine and the test may share.
@@ -153,14 +154,7 @@ func (s *server) stop(t *testing.T) int {
 // CI=true, where nothing may be skipped silently.
 func requireTools(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is required (CI=true forbids skipping): %v", n, err)
-			}
-			t.Skipf("%s not found; install it to run this test: %v", n, err)
-		}
-	}
+	tooltest.Require(t, names...)
 }
 
 // tool runs an external program in dir and returns its combined output.

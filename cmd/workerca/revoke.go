@@ -1,19 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/workerca/workerca/ca"
 )
 
 type revokeOptions struct {
@@ -96,37 +87,13 @@ func runRevoke(cmd *cobra.Command, o revokeOptions) error {
 		}
 		body["invalidity_date"] = t
 	}
-	key, err := os.ReadFile(o.keyFile)
+	api, err := newAPIClient(apiClientConfig{URL: o.caURL, RootFile: o.rootFile, KeyFile: o.keyFile})
 	if err != nil {
 		return err
 	}
-	roots, err := ca.ReadCertificates(o.rootFile)
+	out, err := api.postJSON(cmd.Context(), "/v1/admin/revocations", body)
 	if err != nil {
 		return err
-	}
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
-	}
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimSuffix(o.caURL, "/")+"/v1/admin/revocations", bytes.NewReader(b))
-	if err != nil {
-		return usageError{fmt.Sprintf("--ca-url: %v", err)}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the CA refused (%d): %s", resp.StatusCode, bytes.TrimSpace(out))
 	}
 	_, err = cmd.OutOrStdout().Write(out)
 	return err

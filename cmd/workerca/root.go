@@ -47,8 +47,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Flag parsing errors are wrong invocations (exit 2), told apart by
 	// type, not by the words of the message.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
-	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e))
+	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e), pruneCmd(e))
+	root.AddCommand(verifyCmd(e))
 	if err := root.ExecuteContext(ctx); err != nil {
+		var xe exitError
+		if errors.As(err, &xe) {
+			if xe.err != nil {
+				fmt.Fprintln(stderr, "workerca:", xe.err)
+			}
+			return xe.code
+		}
 		fmt.Fprintln(stderr, "workerca:", err)
 		var ue usageError
 		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
@@ -63,3 +71,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }
+
+// exitError ends a command with its own exit status (verify: 1 rejected,
+// 3 could not decide); err, if any, is printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (x exitError) Error() string {
+	if x.err != nil {
+		return x.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", x.code)
+}
+
+func (x exitError) Unwrap() error { return x.err }

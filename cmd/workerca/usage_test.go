@@ -114,6 +114,11 @@ func TestConfigDecodedStrictly(t *testing.T) {
 		{name: "fail/data-after-object", raw: "{}\n", want: "data after the JSON object"},
 		{name: "fail/duration-not-a-string-duration", edit: func(c map[string]any) { c["pools"].([]any)[0].(map[string]any)["ttl"] = "1 day" }, want: `is not a duration like`},
 		{name: "fail/no-pools", edit: func(c map[string]any) { c["pools"] = []any{} }, want: "at least one pool"},
+		{name: "fail/retention-buffer-not-a-duration", edit: func(c map[string]any) { c["retention"] = map[string]any{"safety_buffer": "3 days"} }, want: "retention.safety_buffer"},
+		{name: "fail/retention-negative-buffer", edit: func(c map[string]any) { c["retention"] = map[string]any{"safety_buffer": "-1h"} }, want: "must not be negative"},
+		{name: "fail/prune-interval-too-short", edit: func(c map[string]any) { c["retention"] = map[string]any{"prune_interval": "1ms"} }, want: "prune_interval must be at least 1s"},
+		{name: "fail/prune-batch-too-large", edit: func(c map[string]any) { c["retention"] = map[string]any{"prune_batch": 1000000} }, want: "prune_batch"},
+		{name: "fail/unknown-retention-key", edit: func(c map[string]any) { c["retention"] = map[string]any{"keep": "1y"} }, want: `unknown field "keep"`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,6 +148,7 @@ func TestConfigDecodedStrictly(t *testing.T) {
 			for _, args := range [][]string{
 				{"serve", "--config", path},
 				{"token", "create", "--config", path, "--pool", "default", "--worker", "host-01"},
+				{"prune", "--config", path, "--dry-run"},
 			} {
 				code, stdout, stderr := cli(t, args...)
 				if code != 1 || !strings.Contains(stderr, tt.want) {
