@@ -61,7 +61,7 @@ func TestRegister(t *testing.T) {
 		if err != nil || !r.Created {
 			t.Fatalf("Register = %+v, %v", r, err)
 		}
-		if !r.Artifact.RegisteredAt.Equal(catest.Epoch.Add(time.Minute+30*time.Second)) {
+		if !r.Artifact.RegisteredAt.Equal(catest.Epoch.Add(time.Minute + 30*time.Second)) {
 			t.Errorf("registered at %s; want the clock truncated to the second", r.Artifact.RegisteredAt)
 		}
 		row, err := st.Certificate(t.Context(), w.row.Serial)
