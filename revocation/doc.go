@@ -13,6 +13,14 @@
 // Relying parties that check CRL scope, such as OpenSSL, then accept a
 // shard's CRL for that shard's certificates alone.
 //
+// Service revokes certificates and serves their status: CRLs built in
+// the background and saved in the ledger, OCSP answers pre-signed and
+// cached in memory, signed JSON status. Several Services (replicas) may
+// share a PostgreSQL ledger (SharedLedger): a revocation through one
+// drops the cached OCSP answers of every other when the ledger's notice
+// reaches it, and the one replica holding the lease CRLLeaseName builds
+// the CRLs that all of them serve.
+//
 // Usage:
 //
 //	der, err := revocation.BuildCRL(revocation.CRLRequest{

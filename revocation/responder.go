@@ -51,7 +51,8 @@ type cachedAnswer struct {
 
 // responder answers OCSP requests from pre-signed answers kept in memory:
 // an answer is signed on first request, re-signed after half its
-// validity, and dropped at once when its certificate is revoked.
+// validity, and dropped at once when its certificate is revoked, here or
+// (through the ledger's notices) on another replica.
 type responder struct {
 	s *Service
 
@@ -144,15 +145,25 @@ func (r *responder) stale(e *cachedAnswer, now time.Time) bool {
 	return !now.Before(e.answer.ThisUpdate.Add(e.answer.NextUpdate.Sub(e.answer.ThisUpdate) / 2))
 }
 
-// forget drops the cached answers of a serial: the next request reads
+// forget drops the cached answers of serials: the next request reads
 // the ledger again.
-func (r *responder) forget(serial string) {
+func (r *responder) forget(serials ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.epoch++
-	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
-		delete(r.cache, answerKey{serial, h})
+	for _, serial := range serials {
+		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+			delete(r.cache, answerKey{serial, h})
+		}
 	}
+}
+
+// forgetAll drops every cached answer.
+func (r *responder) forgetAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.epoch++
+	r.cache = map[answerKey]*cachedAnswer{}
 }
 
 // errorAnswer is an unsigned OCSP error answer.

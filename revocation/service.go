@@ -30,7 +30,8 @@ var (
 	ErrNoCRL = errors.New("revocation: no such CRL")
 )
 
-// Ledger is what revocation needs from storage.
+// Ledger is what revocation needs from storage. A Ledger several
+// replicas share also implements SharedLedger.
 type Ledger interface {
 	Revoke(ctx context.Context, r store.Revocation) (*store.RevokeResult, error)
 	Certificate(ctx context.Context, serial string) (*store.Certificate, error)
@@ -173,7 +174,10 @@ type Result struct {
 
 // Revoke records the revocation durably, then makes the next OCSP and
 // status answer for each certificate say revoked and rebuilds the shards'
-// CRLs in the background (within a second). It is idempotent.
+// CRLs in the background (within a second). It is idempotent. With
+// several replicas on one PostgreSQL ledger, the others drop their cached
+// answers when its notice reaches them, and the elected builder rebuilds
+// the CRLs, which every replica then serves.
 func (s *Service) Revoke(ctx context.Context, req Request) (*Result, error) {
 	// Whole seconds, as OCSP, CRLs and status answers carry them: a
 	// sub-second revocation time would make Status at "now" (truncated)
@@ -285,9 +289,18 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Run keeps the CRLs, the responder certificate and the cached OCSP
 // answers fresh until ctx is done. Call it after Start.
+//
+// With a SharedLedger, it also applies the revocations other replicas
+// record (their cached OCSP answers are dropped, their CRLs rebuilt), and
+// only the holder of the lease CRLLeaseName builds CRLs, for as long as it
+// runs; the others serve the CRLs it stores, take the lease over at a
+// tick (every 10 s, or CRLRebuild if shorter) once it is free, and build
+// a CRL themselves only when the builder lets it go halfway from due to
+// expired.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.crls.loop(ctx) })
 	wg.Go(func() { s.ocsp.loop(ctx) })
+	wg.Go(func() { s.listen(ctx) })
 	wg.Wait()
 }

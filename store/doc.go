@@ -43,6 +43,21 @@
 //	defer unlock()
 //	res, err := s.Prune(ctx, store.PruneOptions{Now: now})
 //
+// # Several replicas
+//
+// Replicas sharing a PostgreSQL database keep in step through it. Revoke
+// and SaveCRL send notices (LISTEN/NOTIFY, on a channel of the schema)
+// when they commit; ListenRevocations delivers them to each replica, with
+// a Resync after every (re)connect since notices sent meanwhile are lost;
+// RevokedShards tells a replica that may have missed some which CRLs to
+// rebuild. TryLease holds a lock for long, such as the one electing the
+// replica that builds CRLs, and Lease.Check tells its holder whether it
+// still has it:
+//
+//	go s.ListenRevocations(ctx, func(n store.RevocationNotice) {
+//		// drop what was derived from n.Serials, or everything on n.Resync
+//	})
+//
 // Open applies the package's versioned, hand-written SQL migrations and
 // refuses a database whose schema is newer than it knows (ErrSchemaTooNew).
 //

@@ -76,3 +76,7 @@ func ExplainPrune(ctx context.Context, s *Store, now time.Time, batch int, prefi
 	}
 	return out, nil
 }
+
+// MaxNotifiedSerials is the most certificates a revocation lists in
+// notices; past it, one Resync notice is sent.
+const MaxNotifiedSerials = maxNotifiedSerials

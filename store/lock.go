@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -25,9 +26,10 @@ const (
 )
 
 // TryLock takes the lock called name without waiting, so that one
-// replica at a time runs a periodic job such as Prune or the CRL builder.
-// ok is false when another holder has it. When ok, the caller must call
-// unlock, once it is done; further calls do nothing.
+// replica at a time runs a periodic job such as Prune. ok is false when
+// another holder has it. When ok, the caller must call unlock, once it is
+// done; further calls do nothing. It is TryLease for locks held for one
+// job.
 //
 // On PostgreSQL the lock is a session advisory lock held on a connection
 // taken from the pool for the purpose, so it excludes every Store on the
@@ -37,11 +39,39 @@ const (
 // duplicate work. On SQLite, which one process uses, the lock is held in
 // this Store and excludes only its other callers.
 func (s *Store) TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
+	l, ok, err := s.TryLease(ctx, name)
+	if !ok {
+		return nil, ok, err
+	}
+	return l.Release, true, nil
+}
+
+// Lease is a named lock held until Release, or, on PostgreSQL, until the
+// connection holding it is lost. It is safe for concurrent use.
+type Lease struct {
+	name string
+	// conn holds the PostgreSQL session lock; nil on SQLite.
+	conn *sql.Conn
+	once sync.Once
+	// release frees the lock; Release runs it once.
+	release func()
+}
+
+// TryLease takes the lock called name without waiting, to be held for
+// long, such as by the replica elected to build CRLs for as long as it
+// runs. ok is false when another holder has it. The locks are those of
+// TryLock: a name taken by one is refused to the other.
+//
+// A holder that keeps a lease calls Check now and then: a lease whose
+// PostgreSQL connection was lost (the server restarted, the network
+// failed, an operator ended the session) has been released by the server
+// and may be someone else's already.
+func (s *Store) TryLease(ctx context.Context, name string) (lease *Lease, ok bool, err error) {
 	if name == "" {
 		return nil, false, errors.New("store: lock: name is empty")
 	}
 	if s.driver != DriverPostgres {
-		return s.tryLocalLock(name)
+		return s.tryLocalLease(name)
 	}
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
@@ -54,36 +84,50 @@ func (s *Store) TryLock(ctx context.Context, name string) (unlock func(), ok boo
 		}
 		return nil, false, nil
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
-			defer cancel()
-			var released bool
-			if err := conn.QueryRowContext(ctx, pgUnlock, runLockKey, name).Scan(&released); err != nil || !released {
-				// Drop the connection rather than return it to the pool
-				// still holding the lock; the server releases it.
-				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-			_ = conn.Close()
-		})
-	}, true, nil
+	return &Lease{name: name, conn: conn, release: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+		defer cancel()
+		var released bool
+		if err := conn.QueryRowContext(ctx, pgUnlock, runLockKey, name).Scan(&released); err != nil || !released {
+			// Drop the connection rather than return it to the pool
+			// still holding the lock; the server releases it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		_ = conn.Close()
+	}}, true, nil
 }
 
-// tryLocalLock is TryLock on SQLite.
-func (s *Store) tryLocalLock(name string) (func(), bool, error) {
+// Check returns an error when the lease may be lost: on PostgreSQL, when
+// the connection holding it does not answer (a live session keeps its
+// advisory locks, a lost one has none). On SQLite it returns nil. After
+// an error, Release the lease and take it again with TryLease.
+func (l *Lease) Check(ctx context.Context) error {
+	if l.conn == nil {
+		return nil
+	}
+	var one int
+	if err := l.conn.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("store: lock %q may be lost: %w", l.name, err)
+	}
+	return nil
+}
+
+// Release gives the lease up. Further calls do nothing.
+func (l *Lease) Release() {
+	l.once.Do(l.release)
+}
+
+// tryLocalLease is TryLease on SQLite.
+func (s *Store) tryLocalLease(name string) (*Lease, bool, error) {
 	s.locksMu.Lock()
 	defer s.locksMu.Unlock()
 	if s.locks[name] {
 		return nil, false, nil
 	}
 	s.locks[name] = true
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.locksMu.Lock()
-			delete(s.locks, name)
-			s.locksMu.Unlock()
-		})
-	}, true, nil
+	return &Lease{name: name, release: func() {
+		s.locksMu.Lock()
+		delete(s.locks, name)
+		s.locksMu.Unlock()
+	}}, true, nil
 }

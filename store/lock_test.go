@@ -93,3 +93,53 @@ func TestTryLock_SchemasDoNotExclude(t *testing.T) {
 	}
 	ub()
 }
+
+// TestTryLease: a lease excludes TryLock and TryLease of its name, Check
+// passes while it is held, and on PostgreSQL a lease whose connection was
+// ended fails Check and is free for another store to take.
+func TestTryLease(t *testing.T) {
+	t.Parallel()
+	for _, driver := range storetest.Drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t)
+			cfg := storetest.Config(t, driver)
+			first := storetest.OpenConfig(t, cfg)
+			second := first // SQLite is used by one process: one store
+			if driver == store.DriverPostgres {
+				second = storetest.OpenConfig(t, cfg)
+			}
+			lease, ok, err := first.TryLease(ctx, "crl")
+			if err != nil || !ok {
+				t.Fatalf("ok/first-takes-it: TryLease = %v, %v", ok, err)
+			}
+			if err := lease.Check(ctx); err != nil {
+				t.Fatalf("ok/check-while-held: %v", err)
+			}
+			if _, ok, err := second.TryLease(ctx, "crl"); ok || err != nil {
+				t.Fatalf("ok/lease-refused-while-held: TryLease = %v, %v", ok, err)
+			}
+			if _, ok, err := second.TryLock(ctx, "crl"); ok || err != nil {
+				t.Fatalf("ok/lock-refused-while-held: TryLock = %v, %v", ok, err)
+			}
+			if driver == store.DriverPostgres {
+				if n := storetest.TerminateLockHolders(t, cfg); n != 1 {
+					t.Fatalf("ended %d lock connections, want 1", n)
+				}
+				if err := lease.Check(ctx); err == nil {
+					t.Fatal("fail/check-after-connection-ended: Check = nil")
+				}
+			}
+			lease.Release()
+			lease.Release()
+			again, ok, err := second.TryLease(ctx, "crl")
+			if err != nil || !ok {
+				t.Fatalf("ok/taken-after-release-or-loss: TryLease = %v, %v", ok, err)
+			}
+			again.Release()
+			if _, _, err := first.TryLease(ctx, ""); err == nil {
+				t.Fatal("fail/empty-name: TryLease succeeded")
+			}
+		})
+	}
+}

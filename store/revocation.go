@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -60,7 +63,8 @@ type RevokeResult struct {
 // "certificate.revoked" per certificate it revokes. It is idempotent: a
 // certificate revoked before keeps its first revocation. A serial that is
 // not in the ledger is ErrNotFound; a worker, pool or subject with no
-// matching certificate is an empty result.
+// matching certificate is an empty result. On PostgreSQL the transaction
+// also notifies the certificates it revoked to every ListenRevocations.
 func (s *Store) Revoke(ctx context.Context, r Revocation) (*RevokeResult, error) {
 	col, arg, err := r.selector()
 	where := col + " = ?"
@@ -131,7 +135,7 @@ func (s *Store) Revoke(ctx context.Context, r Revocation) (*RevokeResult, error)
 				return fmt.Errorf("store: revoke: audit: %w", err)
 			}
 		}
-		return nil
+		return s.notifyRevoked(tx, res.Revoked)
 	})
 	if err != nil {
 		return nil, err
@@ -203,13 +207,26 @@ var ErrStale = errors.New("a newer version was saved first")
 
 // SaveCRL stores c as its shard's latest CRL, unless a CRL with the same
 // or a higher number is stored already (ErrStale): CRL numbers only grow,
-// across restarts and replicas.
+// across restarts and replicas. On PostgreSQL a stored CRL is notified
+// to every ListenRevocations.
 func (s *Store) SaveCRL(ctx context.Context, c *CRL) error {
 	c.ThisUpdate, c.NextUpdate = utc(c.ThisUpdate), utc(c.NextUpdate)
-	res := s.db.WithContext(ctx).Exec(`INSERT INTO crls (shard, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
+	upsert := `INSERT INTO crls (shard, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (shard) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
 			next_update = excluded.next_update, der = excluded.der
-		WHERE crls.number < excluded.number`, c.Shard, c.Number, c.ThisUpdate, c.NextUpdate, c.DER)
+		WHERE crls.number < excluded.number`
+	args := []any{c.Shard, c.Number, c.ThisUpdate, c.NextUpdate, c.DER}
+	if s.driver == DriverPostgres {
+		// One statement: the notice goes out if and only if the row was
+		// stored, when it commits. Its row count is the upsert's.
+		notice, err := json.Marshal(RevocationNotice{CRLs: []SavedCRL{{Shard: c.Shard, Number: c.Number}}})
+		if err != nil {
+			return fmt.Errorf("store: save CRL: %w", err)
+		}
+		upsert = `WITH saved AS (` + upsert + ` RETURNING shard) SELECT pg_notify(` + revocationChannelSQL + `, ?) FROM saved`
+		args = append(args, string(notice))
+	}
+	res := s.db.WithContext(ctx).Exec(upsert, args...)
 	if res.Error != nil {
 		return fmt.Errorf("store: save CRL: %w", res.Error)
 	}
@@ -229,4 +246,27 @@ func (s *Store) CRLs(ctx context.Context) ([]CRL, error) {
 		out[i].ThisUpdate, out[i].NextUpdate = utc(out[i].ThisUpdate), utc(out[i].NextUpdate)
 	}
 	return out, nil
+}
+
+// RevokedShards returns, in order, the CRL shards of the certificates
+// revoked at or after since, and whether any of those was recorded
+// without a shard (the caller places those by serial). A replica that may
+// have missed notices (ListenRevocations) uses it to find the CRLs to
+// rebuild.
+func (s *Store) RevokedShards(ctx context.Context, since time.Time) (shards []int, unsharded bool, err error) {
+	var rows []sql.NullInt64
+	err = s.db.WithContext(ctx).Model(&Certificate{}).Distinct("crl_shard").
+		Where("revoked_at IS NOT NULL AND revoked_at >= ?", utc(since)).Pluck("crl_shard", &rows).Error
+	if err != nil {
+		return nil, false, fmt.Errorf("store: read revoked shards: %w", err)
+	}
+	for _, r := range rows {
+		if !r.Valid {
+			unsharded = true
+			continue
+		}
+		shards = append(shards, int(r.Int64))
+	}
+	slices.Sort(shards)
+	return shards, unsharded, nil
 }

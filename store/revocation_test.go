@@ -222,3 +222,44 @@ func TestSaveCRLNumbersOnlyGrow(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokedShards finds the shards with revocations at or after a time,
+// and says when some of those certificates have no recorded shard.
+func TestRevokedShards(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		t.Parallel()
+		now := epoch()
+		seedRevocation(t, s, now)
+		for _, r := range []store.Revocation{
+			{Serial: "02", At: now.Add(-time.Hour)},               // shard 0
+			{Serial: "01", At: now},                               // shard 1
+			{AttestationSubject: "aws:111122223333:i-1", At: now}, // 03, shard 1
+			{Serial: "04", At: now.Add(time.Hour)},                // no shard
+		} {
+			r.Actor = "test"
+			if _, err := s.Revoke(ctxT(t), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			name      string
+			since     time.Time
+			shards    []int
+			unsharded bool
+		}{
+			{"ok/all", now.Add(-2 * time.Hour), []int{0, 1}, true},
+			{"ok/since-is-inclusive", now, []int{1}, true},
+			{"ok/only-shardless", now.Add(time.Second), nil, true},
+			{"ok/none", now.Add(2 * time.Hour), nil, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				shards, unsharded, err := s.RevokedShards(ctxT(t), tc.since)
+				checkErr(t, err, nil)
+				if !slices.Equal(shards, tc.shards) || unsharded != tc.unsharded {
+					t.Fatalf("RevokedShards(%v) = %v, %v; want %v, %v", tc.since, shards, unsharded, tc.shards, tc.unsharded)
+				}
+			})
+		}
+	})
+}

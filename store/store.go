@@ -42,6 +42,10 @@ type Store struct {
 	sqlDB   *sql.DB
 	driver  string
 	dialect dialect
+	// dsn is Config.DSN, for the PostgreSQL connection
+	// ListenRevocations opens outside the pool.
+	dsn string
+	log *slog.Logger
 
 	// locksMu guards locks, the names TryLock holds on SQLite.
 	locksMu sync.Mutex
@@ -69,7 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 	}
-	s := &Store{driver: cfg.Driver, locks: map[string]bool{}}
+	s := &Store{driver: cfg.Driver, dsn: cfg.DSN, log: log, locks: map[string]bool{}}
 	var dialector gorm.Dialector
 	switch cfg.Driver {
 	case DriverSQLite:

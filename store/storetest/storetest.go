@@ -64,24 +64,75 @@ func ForEach(t *testing.T, fn func(t *testing.T, s *store.Store)) {
 // end of the test.
 func Open(tb testing.TB, driver string) *store.Store {
 	tb.Helper()
-	cfg := Config(tb, driver)
+	return OpenConfig(tb, Config(tb, driver))
+}
+
+// OpenConfig opens a store on cfg (from Config), closed at the end of the
+// test. Opening one Config twice gives two stores on one database, as two
+// replicas would have.
+func OpenConfig(tb testing.TB, cfg store.Config) *store.Store {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := store.Open(ctx, cfg)
 	if err != nil {
-		tb.Fatalf("storetest: open %s store: %v", driver, err)
+		tb.Fatalf("storetest: open %s store: %v", cfg.Driver, err)
 	}
 	tb.Cleanup(func() {
 		if err := s.Close(); err != nil {
-			tb.Errorf("storetest: close %s store: %v", driver, err)
+			tb.Errorf("storetest: close %s store: %v", cfg.Driver, err)
 		}
 	})
 	return s
 }
 
+// TerminateListeners ends the PostgreSQL connections on which stores
+// opened with cfg listen for revocation notices (store.ListenRevocations,
+// whose connection runs nothing but LISTEN), as a network failure or an
+// operator would, and waits until they are gone. It returns how many it
+// ended.
+func TerminateListeners(tb testing.TB, cfg store.Config) int {
+	tb.Helper()
+	return terminate(tb, cfg, `query LIKE 'LISTEN %'`)
+}
+
+// TerminateLockHolders ends the PostgreSQL connections on which stores
+// opened with cfg hold advisory locks (store.TryLock, store.TryLease),
+// and waits until they are gone. It returns how many it ended.
+func TerminateLockHolders(tb testing.TB, cfg store.Config) int {
+	tb.Helper()
+	return terminate(tb, cfg, `pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)`)
+}
+
+// terminate ends the connections of cfg's stores that match cond.
+func terminate(tb testing.TB, cfg store.Config, cond string) int {
+	tb.Helper()
+	if cfg.Driver != store.DriverPostgres {
+		tb.Fatalf("storetest: terminating connections needs a PostgreSQL store, not %q", cfg.Driver)
+	}
+	name, err := applicationName(cfg.DSN)
+	if err != nil || name == "" {
+		tb.Fatalf("storetest: terminate: no application_name in the DSN: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, os.Getenv(PostgresDSNEnv))
+	if err != nil {
+		tb.Fatalf("storetest: terminate: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM pg_stat_activity
+		WHERE application_name = $1 AND pid <> pg_backend_pid() AND `+cond, name).Scan(&n); err != nil {
+		tb.Fatalf("storetest: terminate: %v", err)
+	}
+	return n
+}
+
 // Config returns the configuration of a fresh, empty database of the given
 // driver, not yet opened: a file in tb.TempDir() for SQLite, a new schema
-// (dropped at the end of the test) for PostgreSQL. Tests use it to open the
+// (dropped at the end of the test) for PostgreSQL, whose connections carry
+// the schema's name as their application_name. Tests use it to open the
 // same database more than once.
 func Config(tb testing.TB, driver string) store.Config {
 	tb.Helper()
@@ -143,18 +194,43 @@ func postgresSchema(tb testing.TB) string {
 	return dsn
 }
 
-// withSearchPath sets search_path in a URL or key/value DSN; pgx sends it
-// to the server as a run-time parameter.
+// withSearchPath sets search_path and application_name to schema in a
+// URL or key/value DSN; pgx sends them to the server as run-time
+// parameters.
 func withSearchPath(dsn, schema string) (string, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isURL(dsn) {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "", fmt.Errorf("parse DSN: %w", err)
 		}
 		q := u.Query()
 		q.Set("search_path", schema)
+		q.Set("application_name", schema)
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return dsn + " search_path=" + schema, nil
+	return dsn + " search_path=" + schema + " application_name=" + schema, nil
+}
+
+// applicationName reads application_name back from a DSN of
+// withSearchPath.
+func applicationName(dsn string) (string, error) {
+	if isURL(dsn) {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse DSN: %w", err)
+		}
+		return u.Query().Get("application_name"), nil
+	}
+	name := ""
+	for _, f := range strings.Fields(dsn) {
+		if v, ok := strings.CutPrefix(f, "application_name="); ok {
+			name = v
+		}
+	}
+	return name, nil
+}
+
+func isURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
