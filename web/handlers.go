@@ -129,6 +129,10 @@ type tokenRequest struct {
 	Pool     string `json:"pool"`
 	WorkerID string `json:"worker_id"`
 	TTL      string `json:"ttl"`
+	// Count, when present (and not null), asks for the batch form: see
+	// createTokens. It is read raw so that a count that is not a whole
+	// number gets its own error code.
+	Count json.RawMessage `json:"count"`
 }
 
 type tokenResponse struct {
@@ -147,6 +151,9 @@ func (s *Server) createToken(c echo.Context) error {
 	ttl, err := parseDuration("ttl", req.TTL)
 	if err != nil {
 		return err
+	}
+	if req.Count != nil && string(req.Count) != "null" {
+		return s.createTokens(c, req, ttl)
 	}
 	tok, err := s.cfg.Enroll.CreateToken(c.Request().Context(), enroll.TokenRequest{Pool: req.Pool, WorkerID: req.WorkerID, TTL: ttl, CreatedBy: actor(c)})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -151,23 +150,21 @@ func notModified(c echo.Context, etag string, modified time.Time) bool {
 }
 
 // ocspGet is GET /ocsp/<url-encoded base64 DER request> (RFC 6960
-// Appendix A.1). The path is read raw, so "+" and "/" in the base64
-// survive routing. One extra "/" after the prefix, which clients that
-// join a responder URL ending in "/" send ("/ocsp//MEIw..."), is
-// dropped: a DER request's base64 starts with "M", never with "/".
+// Appendix A.1). It reads URL.Path, which net/url has already unescaped
+// in full: "+" and "/" of the base64 arrive as sent, or from %2B and %2F
+// (routing, which goes by the raw path, leaves them be). One extra "/"
+// after the prefix, which clients that join a responder URL ending in
+// "/" send ("/ocsp//MEIw..."), is dropped: a DER request's base64 starts
+// with "M", never with "/".
 func (s *Server) ocspGet(c echo.Context) error {
-	raw, ok := strings.CutPrefix(c.Request().URL.EscapedPath(), "/ocsp/")
-	if !ok || len(raw) > 2*MaxOCSPRequestBytes {
+	b64, ok := strings.CutPrefix(c.Request().URL.Path, "/ocsp/")
+	if !ok || len(b64) > 2*MaxOCSPRequestBytes {
 		return s.ocspAnswer(c, nil)
 	}
-	unescaped, err := url.PathUnescape(raw)
+	b64 = strings.TrimPrefix(b64, "/")
+	der, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return s.ocspAnswer(c, nil)
-	}
-	unescaped = strings.TrimPrefix(unescaped, "/")
-	der, err := base64.StdEncoding.DecodeString(unescaped)
-	if err != nil {
-		der, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(unescaped, "="))
+		der, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
 	}
 	if err != nil || len(der) > MaxOCSPRequestBytes {
 		return s.ocspAnswer(c, nil)

@@ -17,7 +17,7 @@ import (
 const devTrustDomain = "dev.workerca.test"
 
 func devCmd(e *env) *cobra.Command {
-	var dir, httpsAddr, httpAddr, db string
+	var dir, httpsAddr, httpAddr, db, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a development CA: creates a hierarchy and an SQLite ledger in --dir if missing, then serves",
@@ -48,8 +48,10 @@ DEV ONLY: the root key sits unencrypted next to the CA. Use 'workerca init' and
 				return err
 			}
 			out := cmd.OutOrStdout()
-			return serveInstance(ctx, e, cfg, cdir, serveOptions{https: httpsAddr, http: httpAddr, db: db}, func(https, http net.Addr) {
-				printDevBanner(out, dir, https, http)
+			return withCPUProfile(cpuProfile, func() error {
+				return serveInstance(ctx, e, cfg, cdir, serveOptions{https: httpsAddr, http: httpAddr, db: db}, func(https, http net.Addr) {
+					printDevBanner(out, dir, https, http)
+				})
 			})
 		},
 	}
@@ -58,6 +60,7 @@ DEV ONLY: the root key sits unencrypted next to the CA. Use 'workerca init' and
 	f.StringVar(&httpsAddr, "https-addr", defaultHTTPSAddr, "HTTPS listen address (all routes)")
 	f.StringVar(&httpAddr, "http-addr", defaultHTTPAddr, "plain HTTP listen address (public read-only routes); empty to disable")
 	f.StringVar(&db, "db", "", "ledger: PostgreSQL URL (postgres://...) or SQLite file (default <dir>/workerca.db)")
+	addCPUProfileFlag(cmd, &cpuProfile)
 	return cmd
 }
 

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Flag parsing errors are wrong invocations (exit 2), told apart by
 	// type, not by the words of the message.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
-	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e), pruneCmd(e))
+	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e), pruneCmd(e), benchCmd(e))
 	root.AddCommand(verifyCmd(e))
 	if err := root.ExecuteContext(ctx); err != nil {
 		var xe exitError
