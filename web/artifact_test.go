@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/workerca/workerca/artifact"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
@@ -72,26 +71,10 @@ func (f *fixture) pinTLS() {
 }
 
 // statusAt fetches the signed status of serial at the instant at and
-// checks the signature with the published keys.
+// checks it as TestStatusJWS does.
 func (f *fixture) statusAt(t *testing.T, serial string, at time.Time) revocation.Status {
 	t.Helper()
-	r := f.do(t, request{method: http.MethodGet, path: "/v1/status/" + serial + "?at=" + at.UTC().Format(time.RFC3339), plain: true})
-	if r.status != http.StatusOK {
-		t.Fatalf("status %s at %s: %d %s", serial, at, r.status, r.body)
-	}
-	obj, err := jose.ParseSignedCompact(string(r.body), []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := obj.Verify(f.statusKey.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st revocation.Status
-	if err := json.Unmarshal(payload, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return f.statusOf(t, serial, "?at="+at.UTC().Format(time.RFC3339))
 }
 
 // TestArtifactRetention walks the clock: a certificate whose artifact
