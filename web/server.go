@@ -248,13 +248,30 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		s.cfg.Metrics.requests.WithLabelValues(c.Path(), strconv.Itoa(status)).Inc()
-		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+		level := slog.LevelInfo
+		if status < http.StatusBadRequest && quietRoute(c.Path()) {
+			level = slog.LevelDebug
+		}
+		ctx := c.Request().Context()
+		if !s.log.Enabled(ctx, level) {
+			return nil
+		}
+		s.log.LogAttrs(ctx, level, "request",
 			slog.String("request_id", requestID(c)), slog.String("method", c.Request().Method),
 			slog.String("path", c.Request().URL.Path), slog.Int("status", status),
 			slog.String("remote", c.RealIP()), slog.Bool("tls", c.Request().TLS != nil),
 			slog.Duration("duration", s.cfg.Clock().Sub(start)))
 		return nil
 	}
+}
+
+// quietRoute reports whether a route answers relying parties at high
+// volume from memory (OCSP, CRLs): its successful requests are logged at
+// debug level only (a line per OCSP answer costs the responder about a
+// tenth of its CPU); workerca_http_requests_total counts them all, and
+// their failures are logged as any other.
+func quietRoute(path string) bool {
+	return path == "/ocsp/*" || path == "/ocsp" || path == "/crl/:file"
 }
 
 func (s *Server) newRequestID() string {
