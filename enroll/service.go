@@ -132,6 +132,10 @@ func (s *Service) Pool(name string) (Pool, error) {
 	return p, nil
 }
 
+// TrustDomain is the SPIFFE trust domain of every worker ID this
+// service issues.
+func (s *Service) TrustDomain() string { return s.cfg.TrustDomain }
+
 // crlShard is the CRL shard the certificate's CDP names.
 func (s *Service) crlShard(cert *x509.Certificate) *int {
 	_, n := s.cfg.Issuer.CRLBaseURL()

@@ -165,6 +165,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/readyz", anyone(), true, s.readyz},
 		{http.MethodGet, "/metrics", anyone(), true, echo.WrapHandler(s.cfg.Metrics.handler())},
 		{http.MethodGet, "/v1/bundle", anyone(), true, s.bundle},
+		{http.MethodGet, "/v1/bundle.spiffe", anyone(), true, s.spiffeBundle},
 		{http.MethodGet, "/v1/intermediates", anyone(), true, s.intermediates},
 		{http.MethodGet, "/v1/intermediate.crt", anyone(), true, s.intermediateDER},
 		{http.MethodGet, "/crl/:file", anyone(), true, s.crl},
