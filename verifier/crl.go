@@ -9,16 +9,13 @@ import (
 	"slices"
 	"time"
 
+	"github.com/workerca/workerca/internal/crlscope"
 	"github.com/workerca/workerca/revocation"
 	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// CRL object identifiers (RFC 5280 §5.2.5, §5.3.2).
-var (
-	oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
-	oidInvalidityDate           = asn1.ObjectIdentifier{2, 5, 29, 24}
-)
+// oidInvalidityDate is the CRL entry extension of RFC 5280 §5.3.2.
+var oidInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
 
 // checkCRL finishes r with the newest CRL that covers the leaf (crlFor);
 // chains are the verified chains, leaf first.
@@ -98,96 +95,18 @@ func (v *Verifier) crlFor(chains [][]*x509.Certificate) (*x509.RevocationList, e
 // cRLDistributionPoints (RFC 5280 §5.2.5, §6.3.3 (b)(2)).
 func covers(crl *x509.RevocationList, leaf *x509.Certificate) bool {
 	for _, ext := range crl.Extensions {
-		if !ext.Id.Equal(oidIssuingDistributionPoint) {
+		if !ext.Id.Equal(crlscope.OID) {
 			continue
 		}
-		idp, err := parseIDP(ext.Value)
-		if err != nil || idp.partial {
+		idp, err := crlscope.Parse(ext.Value)
+		if err != nil || idp.Partial {
 			return false
 		}
-		if idp.hasName {
-			return slices.ContainsFunc(idp.uris, func(u string) bool { return slices.Contains(leaf.CRLDistributionPoints, u) })
+		if idp.HasName {
+			return slices.ContainsFunc(idp.URIs, func(u string) bool { return slices.Contains(leaf.CRLDistributionPoints, u) })
 		}
 	}
 	return true
-}
-
-// idp is what covers needs of an IssuingDistributionPoint.
-type idp struct {
-	hasName bool
-	uris    []string
-	// partial: onlyContainsCACerts, onlySomeReasons, indirectCRL or
-	// onlyContainsAttributeCerts; such a CRL is not the complete
-	// end-entity CRL workerca publishes.
-	partial bool
-}
-
-// parseIDP reads
-//
-//	IssuingDistributionPoint ::= SEQUENCE {
-//	     distributionPoint          [0] DistributionPointName OPTIONAL,
-//	     onlyContainsUserCerts      [1] BOOLEAN DEFAULT FALSE,
-//	     onlyContainsCACerts        [2] BOOLEAN DEFAULT FALSE,
-//	     onlySomeReasons            [3] ReasonFlags OPTIONAL,
-//	     indirectCRL                [4] BOOLEAN DEFAULT FALSE,
-//	     onlyContainsAttributeCerts [5] BOOLEAN DEFAULT FALSE }
-//	DistributionPointName ::= CHOICE { fullName [0] GeneralNames, nameRelativeToCRLIssuer [1] ... }
-//
-// (implicit tags; the tag on the DistributionPointName CHOICE is
-// explicit). A nameRelativeToCRLIssuer is an error: workerca never
-// writes one.
-func parseIDP(der []byte) (*idp, error) {
-	malformed := errors.New("malformed issuingDistributionPoint")
-	in := cryptobyte.String(der)
-	var seq cryptobyte.String
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
-		return nil, malformed
-	}
-	out := &idp{}
-	var dp cryptobyte.String
-	if !seq.ReadOptionalASN1(&dp, &out.hasName, cbasn1.Tag(0).ContextSpecific().Constructed()) {
-		return nil, malformed
-	}
-	if out.hasName {
-		var names cryptobyte.String
-		if !dp.ReadASN1(&names, cbasn1.Tag(0).ContextSpecific().Constructed()) || !dp.Empty() {
-			return nil, malformed
-		}
-		for !names.Empty() {
-			var gn cryptobyte.String
-			var tag cbasn1.Tag
-			if !names.ReadAnyASN1(&gn, &tag) {
-				return nil, malformed
-			}
-			if tag == cbasn1.Tag(6).ContextSpecific() {
-				out.uris = append(out.uris, string(gn))
-			}
-		}
-	}
-	for tag := cbasn1.Tag(1); tag <= 5; tag++ {
-		var v cryptobyte.String
-		var present bool
-		if !seq.ReadOptionalASN1(&v, &present, tag.ContextSpecific()) {
-			return nil, malformed
-		}
-		if !present {
-			continue
-		}
-		if tag == 3 {
-			out.partial = true
-			continue
-		}
-		if len(v) != 1 {
-			return nil, malformed
-		}
-		if v[0] != 0 && tag != 1 {
-			out.partial = true
-		}
-	}
-	if !seq.Empty() {
-		return nil, malformed
-	}
-	return out, nil
 }
 
 // invalidityDate reads a CRL entry's invalidityDate extension (RFC 5280
