@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/workerca/workerca/ca"
 )
 
 // devTrustDomain is the trust domain of `workerca dev` hierarchies.
@@ -74,6 +77,9 @@ func printDevBanner(w io.Writer, dir string, https, http net.Addr) {
 		fmt.Fprintf(w, "  http:  http://%s (public read-only routes)\n", http.String())
 	}
 	fmt.Fprintf(w, "  trust anchor: %s\n", root)
+	if pin, err := rootPin(root); err == nil {
+		fmt.Fprintf(w, "  root pin:     %s (enroll.sh and workerca-agent --ca-pin)\n", pin)
+	}
 	fmt.Fprintf(w, "  admin API key: %s\n\n", admin)
 	example := `Enroll a host (copy and paste into another shell in this directory):
 
@@ -89,4 +95,16 @@ func printDevBanner(w io.Writer, dir string, https, http net.Addr) {
   openssl x509 -in host-01.pem -noout -subject -ext subjectAltName
 `
 	fmt.Fprintln(w, strings.NewReplacer("ROOT", root, "ADMIN", admin, "BASE", base).Replace(example))
+}
+
+// rootPin is the pin of the first certificate in the PEM file at path:
+// "sha256:" and the lowercase hex SHA-256 of its SubjectPublicKeyInfo, as
+// enroll.sh and workerca-agent take it.
+func rootPin(path string) (string, error) {
+	certs, err := ca.ReadCertificates(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(certs[0].RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }

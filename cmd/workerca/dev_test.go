@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -41,6 +43,12 @@ func TestDevOnCommittedHierarchy(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireAdminAccess(t, dir, srv.https, strings.TrimSpace(string(first)))
+	// The banner's pin is the root's SPKI SHA-256, as enroll.sh computes it.
+	root := readCerts(t, filepath.Join(dir, fileRootCert))[0]
+	sum := sha256.Sum256(root.RawSubjectPublicKeyInfo)
+	if pin := "root pin:     sha256:" + hex.EncodeToString(sum[:]); !strings.Contains(srv.stdout.String(), pin) {
+		t.Errorf("banner lacks %q:\n%s", pin, srv.stdout)
+	}
 	if !strings.Contains(srv.stderr.String(), looseKeyWarning) {
 		t.Errorf("dev does not warn about the 0644 %s:\n%s", fileIntKey, srv.stderr)
 	}

@@ -1,0 +1,22 @@
+// Package agent is the worker side of workerca enrollment: the library
+// behind cmd/workerca-agent. It makes the key on the host, proves the
+// host's identity to the CA (a one-time token, or the cloud provider's
+// signed identity fetched from its metadata service), writes the key,
+// certificate, chain and trust bundle into a directory, and keeps the
+// certificate fresh by renewing over mTLS.
+//
+// On first contact only a root whose SubjectPublicKeyInfo hashes to the
+// configured pin is trusted; after that the bundle kept in the directory
+// is the trust anchor.
+//
+//	a, _ := agent.New(agent.Config{CAURL: "https://ca:8443", Pin: "sha256:3f...", Dir: "/var/lib/workerca",
+//		Method: agent.MethodToken, TokenFile: "/run/workerca/token"})
+//	if _, err := a.Enroll(ctx); err != nil { ... }
+//	err := a.Run(ctx) // renews until ctx ends or a permanent failure
+//
+// Files written (see docs/agent.md): key.pem (0600), cert.pem, chain.pem
+// (leaf then intermediates) and bundle.pem (roots), each replaced
+// atomically. Readers should load them with LoadCertificate, which
+// retries across the short moment in a renewal when cert.pem is new and
+// key.pem not yet.
+package agent

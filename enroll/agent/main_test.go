@@ -1,0 +1,13 @@
+package agent_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/workerca/workerca/enroll/agent/agenttest"
+)
+
+// workercaBin is the workerca server binary, built once by TestMain.
+var workercaBin string
+
+func TestMain(m *testing.M) { os.Exit(agenttest.Main(m, &workercaBin)) }
