@@ -1,32 +1,18 @@
 package web_test
 
 import (
-	"bytes"
 	"crypto"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/internal/syncbuf"
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/store/storetest"
 	"github.com/workerca/workerca/web"
 )
-
-// lockedBuffer is a bytes.Buffer for a logger written by server goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestAccessLogQuietRoutes: successful OCSP and CRL requests are logged
 // at debug level only; other routes, and OCSP failures, at info.
@@ -42,7 +28,7 @@ func TestAccessLogQuietRoutes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			f := start(t, storetest.Open(t, store.DriverSQLite), func(_ *fixture, _ *enroll.Config, wc *web.Config) {
 				wc.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: tc.level}))
 			})

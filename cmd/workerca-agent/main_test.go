@@ -12,6 +12,7 @@ import (
 
 	"github.com/workerca/workerca/enroll/agent"
 	"github.com/workerca/workerca/enroll/agent/agenttest"
+	"github.com/workerca/workerca/internal/syncbuf"
 )
 
 // workercaBin is the workerca server binary, built once by TestMain.
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) { os.Exit(agenttest.Main(m, &workercaBin)) }
 // cli runs the agent in-process until it returns or ctx ends.
 func cli(ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	var out bytes.Buffer
-	var errOut agenttest.LockedBuffer
+	var errOut syncbuf.Buffer
 	code = run(ctx, append([]string{"workerca-agent"}, args...), &out, &errOut)
 	return code, out.String(), errOut.String()
 }

@@ -15,26 +15,9 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/internal/syncbuf"
 	"github.com/workerca/workerca/internal/tooltest"
 )
-
-// syncBuffer is an io.Writer the server goroutine and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // cli runs the command line in-process to completion. A command that
 // wrongly starts serving is stopped after 20 s, and then exits 0.
@@ -61,7 +44,7 @@ func mustCLI(t *testing.T, args ...string) (stdout, stderr string) {
 // loopback with ports chosen by the kernel.
 type server struct {
 	https, http    string // host:port; http is empty without a plain listener
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 
 	cancel context.CancelFunc
 	done   chan int
@@ -111,7 +94,7 @@ func servingLog(_, stderr string) (string, string, bool) {
 func startServer(t *testing.T, find addrFinder, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	s := &server{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() { s.done <- run(ctx, args, s.stdout, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/workerca/workerca/enroll/agent"
 	"github.com/workerca/workerca/enroll/agent/agenttest"
+	"github.com/workerca/workerca/internal/syncbuf"
 )
 
 // newAgent makes an agent for ca writing into a fresh directory.
@@ -300,7 +301,7 @@ func TestRunReattestsAfterRenewalCap(t *testing.T) {
 
 	t.Run("ok/fresh-token", func(t *testing.T) {
 		tok := ca.Token(t, "host-cap-2")
-		var logs agenttest.LockedBuffer
+		var logs syncbuf.Buffer
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		var a *agent.Agent

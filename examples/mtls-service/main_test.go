@@ -19,13 +19,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
+	"github.com/workerca/workerca/internal/syncbuf"
 	"github.com/workerca/workerca/workertls"
 )
 
@@ -50,26 +50,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is an io.Writer a process or goroutine and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitFor polls out until re matches, for up to 30 s.
-func waitFor(t *testing.T, what string, out *syncBuffer, re *regexp.Regexp, exited <-chan struct{}) []string {
+func waitFor(t *testing.T, what string, out *syncbuf.Buffer, re *regexp.Regexp, exited <-chan struct{}) []string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -118,7 +100,7 @@ func startDevCA(t *testing.T) *devCA {
 	}
 
 	c := &devCA{dir: dir, exited: make(chan struct{})}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	c.cmd = exec.Command(workercaBin, "dev", "--dir", dir, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
 	c.cmd.Stdout, c.cmd.Stderr = out, out
 	if err := c.cmd.Start(); err != nil {
@@ -250,7 +232,7 @@ func writeAgentFiles(t *testing.T, dir string, keyPEM, chainPEM, bundlePEM []byt
 // service is the example running in-process.
 type service struct {
 	addr   string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 }
 
 var listening = regexp.MustCompile(`listening on https://(\S+)`)
@@ -259,7 +241,7 @@ var listening = regexp.MustCompile(`listening on https://(\S+)`)
 func startService(t *testing.T, dir string, args ...string) *service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	exited := make(chan struct{})
 	code := 0
 	go func() {

@@ -4,7 +4,6 @@
 package agenttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,10 +17,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/workerca/workerca/internal/syncbuf"
 )
 
 // Build compiles cmd/workerca into dir and returns the binary's path;
@@ -50,24 +50,6 @@ func Main(m *testing.M, bin *string) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// LockedBuffer is an io.Writer a process and the test may share.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // CA is a real `workerca dev` process on loopback.
@@ -111,7 +93,7 @@ func Start(t testing.TB, bin string, edit func(pool map[string]any)) *CA {
 			t.Fatal(err)
 		}
 	}
-	var stdout, stderr LockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd := exec.Command(bin, "dev", "--dir", dir, "--https-addr", "127.0.0.1:0", "--http-addr", "")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
