@@ -37,7 +37,7 @@ DEV ONLY: the root key sits unencrypted next to the CA. Use 'workerca init' and
 			ctx := cmd.Context()
 			cfgPath := filepath.Join(dir, fileConfigName)
 			if _, err := os.Stat(cfgPath); errors.Is(err, os.ErrNotExist) {
-				if err := runInit(ctx, e, initOptions{dir: dir, trustDomain: devTrustDomain, db: db, keyType: defaultKeyType}, io.Discard); err != nil {
+				if err := runInit(ctx, e, initOptions{dir: dir, trustDomain: devTrustDomain, db: db, keyType: defaultKeyType, httpsAddr: defaultHTTPSAddr, httpAddr: defaultHTTPAddr}, io.Discard); err != nil {
 					return err
 				}
 			}

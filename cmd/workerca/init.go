@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +32,7 @@ const (
 	fileStatusKey    = "status.key"
 	fileAdminToken   = "admin.token"
 	fileDatabase     = "workerca.db"
+	fileRootPin      = "root.pin"
 	defaultKeyType   = "P-256"
 	defaultHTTPSAddr = "127.0.0.1:8443"
 	defaultHTTPAddr  = "127.0.0.1:8080"
@@ -41,6 +45,9 @@ type initOptions struct {
 	offlineRoot                    bool
 	db                             string
 	keyType                        string
+	httpsAddr, httpAddr, baseURL   string
+	dnsNames                       []string
+	ifMissing                      bool
 }
 
 func initCmd(e *env) *cobra.Command {
@@ -59,11 +66,30 @@ By default it makes a new root (self-signed, long-lived) and an online intermedi
 
 It writes workerca.json (edit pools and listeners there), creates the ledger
 (SQLite in the directory unless --db names a PostgreSQL URL) and a bootstrap
-API key with scope admin in <dir>/admin.token (0600); only the path is printed.`,
+API key with scope admin in <dir>/admin.token (0600); only the path is printed.
+With a new or given root it also writes root.pin (0644): the root's pin,
+sha256:<hex of its SubjectPublicKeyInfo SHA-256>, as workerca-agent --ca-pin
+and enroll.sh take it.
+
+These set what workerca.json says, so that a container needs no editing:
+
+  --https-addr A, --http-addr A   listen.https and listen.http
+  --dns-name N                    server_tls.dns_names (repeatable; replaces localhost)
+  --base-url U                    urls.base, the plain-HTTP URL in certificates' CDP and AIA
+
+With --if-missing, init does nothing and exits 0 when <dir>/workerca.json
+already exists, so a container may run it at every start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.dir == "" || o.trustDomain == "" {
 				return usageError{"init needs --dir and --trust-domain"}
+			}
+			if o.ifMissing {
+				cfgPath := filepath.Join(o.dir, fileConfigName)
+				if _, err := os.Lstat(cfgPath); err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s exists: nothing to do (--if-missing)\n", cfgPath)
+					return nil
+				}
 			}
 			return runInit(cmd.Context(), e, o, cmd.OutOrStdout())
 		},
@@ -78,6 +104,11 @@ API key with scope admin in <dir>/admin.token (0600); only the path is printed.`
 	f.BoolVar(&o.offlineRoot, "offline-root", false, "write intermediate.csr for an offline root instead of signing")
 	f.StringVar(&o.db, "db", "", "ledger: a PostgreSQL URL (postgres://...) or an SQLite file (default <dir>/workerca.db)")
 	f.StringVar(&o.keyType, "key-type", defaultKeyType, "key type of new CA keys: P-256, P-384, Ed25519 or RSA")
+	f.StringVar(&o.httpsAddr, "https-addr", defaultHTTPSAddr, "listen.https: the HTTPS listen address (all routes)")
+	f.StringVar(&o.httpAddr, "http-addr", defaultHTTPAddr, "listen.http: the plain HTTP listen address (public read-only routes); empty for none")
+	f.StringArrayVar(&o.dnsNames, "dns-name", nil, "server_tls.dns_names: a DNS name of the HTTPS certificate (repeatable; default localhost)")
+	f.StringVar(&o.baseURL, "base-url", "", "urls.base: the CA's public plain-HTTP URL for CRLs, OCSP and the issuer (default http://<listen.http>)")
+	f.BoolVar(&o.ifMissing, "if-missing", false, "exit 0 without doing anything when <dir>/workerca.json exists")
 	return cmd
 }
 
@@ -90,13 +121,17 @@ func defaultConfig(trustDomain string, o initOptions) *fileConfig {
 		IntermediateKey:  fileIntKey,
 		StatusKey:        fileStatusKey,
 		Database:         databaseConfig{Driver: store.DriverSQLite, DSN: fileDatabase},
-		Listen:           listenConfig{HTTPS: defaultHTTPSAddr, HTTP: defaultHTTPAddr},
+		Listen:           listenConfig{HTTPS: o.httpsAddr, HTTP: o.httpAddr},
 		ServerTLS:        serverTLSConfig{DNSNames: []string{"localhost"}, IPAddresses: []string{"127.0.0.1"}, Lifetime: "24h"},
 		Pools:            []poolConfig{{Name: "default", TTL: "24h", Methods: []string{"token"}}},
 	}
 	if o.db != "" {
 		cfg.Database = databaseConfigFromDSN(o.db)
 	}
+	if len(o.dnsNames) > 0 {
+		cfg.ServerTLS.DNSNames = o.dnsNames
+	}
+	cfg.URLs.Base = o.baseURL
 	if o.intKeyPass != "" {
 		abs, _ := filepath.Abs(o.intKeyPass)
 		cfg.IntermediateKeyPasswordFile = abs
@@ -115,6 +150,9 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err err
 	if o.offlineRoot && o.rootCert != "" {
 		return usageError{"--offline-root and --root-cert exclude each other"}
 	}
+	if err := checkInitListen(o); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return err
 	}
@@ -129,7 +167,7 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err err
 	// A failed init removes the files it wrote, so that it can be run
 	// again: init never overwrites, so none of them existed before.
 	var absent []string
-	for _, f := range []string{fileConfigName, fileRootCert, fileRootKey, fileIntCert, fileIntKey, fileIntCSR, fileStatusKey, fileAdminToken} {
+	for _, f := range []string{fileConfigName, fileRootCert, fileRootKey, fileRootPin, fileIntCert, fileIntKey, fileIntCSR, fileStatusKey, fileAdminToken} {
 		if _, err := os.Lstat(filepath.Join(o.dir, f)); errors.Is(err, os.ErrNotExist) {
 			absent = append(absent, filepath.Join(o.dir, f))
 		}
@@ -189,6 +227,9 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err err
 		if err := ca.WriteCertificates(path(fileIntCert), inter); err != nil {
 			return err
 		}
+		if err := writeRootPin(path(fileRootPin), path(fileRootCert)); err != nil {
+			return err
+		}
 		if o.rootCert == "" {
 			rootPass, err := optionalPassword(o.rootKeyPass)
 			if err != nil {
@@ -214,6 +255,49 @@ func runInit(ctx context.Context, e *env, o initOptions, out io.Writer) (err err
 	}
 	fmt.Fprintf(out, "admin API key: %s\n", tokenPath)
 	return nil
+}
+
+// checkInitListen checks the listener addresses and base URL init is to
+// write, so that a mistyped flag fails here and not at the first serve.
+func checkInitListen(o initOptions) error {
+	if _, _, err := net.SplitHostPort(o.httpsAddr); err != nil {
+		return usageError{fmt.Sprintf("--https-addr %q: want host:port", o.httpsAddr)}
+	}
+	if o.httpAddr != "" {
+		if _, _, err := net.SplitHostPort(o.httpAddr); err != nil {
+			return usageError{fmt.Sprintf("--http-addr %q: want host:port, or empty for none", o.httpAddr)}
+		}
+	}
+	for _, n := range o.dnsNames {
+		if n == "" || strings.ContainsAny(n, " /:") {
+			return usageError{fmt.Sprintf("--dns-name %q: want a DNS name", n)}
+		}
+	}
+	if o.baseURL != "" {
+		u, err := url.Parse(o.baseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{fmt.Sprintf("--base-url %q: want an absolute http:// or https:// URL", o.baseURL)}
+		}
+	}
+	return nil
+}
+
+// writeRootPin writes the pin of the root certificate at rootPath to path
+// (0644), refusing to overwrite.
+func writeRootPin(path, rootPath string) error {
+	pin, err := rootPin(rootPath)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(pin + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // initRoot loads the given root or makes a new one.

@@ -548,3 +548,69 @@ func keys(m map[string]string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestInitContainerFlags checks the flags that configure a container
+// without editing workerca.json, root.pin, and --if-missing.
+func TestInitContainerFlags(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	args := []string{"init", "--dir", dir, "--trust-domain", testTrustDomain, "--if-missing",
+		"--https-addr", "0.0.0.0:8443", "--http-addr", "0.0.0.0:8080",
+		"--dns-name", "workerca", "--dns-name", "ca.example.com", "--base-url", "http://workerca:8080"}
+	mustCLI(t, args...)
+
+	// loadConfig decodes strictly: what init writes still reads back.
+	cfg, _, err := loadConfig(filepath.Join(dir, fileConfigName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.HTTPS != "0.0.0.0:8443" || cfg.Listen.HTTP != "0.0.0.0:8080" || cfg.URLs.Base != "http://workerca:8080" ||
+		!slices.Equal(cfg.ServerTLS.DNSNames, []string{"workerca", "ca.example.com"}) {
+		t.Errorf("config = listen %+v, server_tls %+v, urls %+v", cfg.Listen, cfg.ServerTLS, cfg.URLs)
+	}
+	requireMode(t, filepath.Join(dir, fileRootPin), 0o644)
+	want, err := rootPin(filepath.Join(dir, fileRootCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, fileRootPin)); string(b) != want+"\n" {
+		t.Errorf("root.pin = %q, want %q", b, want+"\n")
+	}
+
+	// Run again, as a container restart does: nothing changes.
+	before := snapshot(t, dir)
+	if stdout, _ := mustCLI(t, append(args, "--trust-domain", "other.example.com")...); !strings.Contains(stdout, "nothing to do") {
+		t.Errorf("--if-missing over an existing CA printed %q", stdout)
+	}
+	if after := snapshot(t, dir); !maps.Equal(before, after) {
+		t.Errorf("--if-missing changed the directory: before %v, after %v", keys(before), keys(after))
+	}
+}
+
+// TestInitContainerFlagsUsage checks that malformed values are refused
+// before anything is written.
+func TestInitContainerFlagsUsage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"fail/https-addr-without-port", []string{"--https-addr", "0.0.0.0"}, "--https-addr"},
+		{"fail/http-addr-without-port", []string{"--http-addr", "workerca"}, "--http-addr"},
+		{"fail/dns-name-with-port", []string{"--dns-name", "workerca:8443"}, "--dns-name"},
+		{"fail/base-url-relative", []string{"--base-url", "workerca:8080/x"}, "--base-url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "ca")
+			code, _, stderr := cli(t, append([]string{"init", "--dir", dir, "--trust-domain", testTrustDomain}, tc.args...)...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.want)
+			}
+			if _, err := os.Stat(dir); err == nil {
+				t.Errorf("a refused init created %s", dir)
+			}
+		})
+	}
+}

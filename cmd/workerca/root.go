@@ -26,29 +26,10 @@ func (e *env) logger() *slog.Logger {
 // run is main without the exit: it returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
-	root := &cobra.Command{
-		Use:           "workerca",
-		Short:         "A certificate authority for fleets of worker machines",
-		Long:          "workerca issues short-lived X.509 worker certificates after a machine proves who it is,\nand records every certificate in its ledger before returning it.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
-			var l slog.Level
-			if err := l.UnmarshalText([]byte(e.logLevel)); err != nil {
-				return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", e.logLevel)}
-			}
-			return nil
-		},
-	}
-	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root := rootCmd(e)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	// Flag parsing errors are wrong invocations (exit 2), told apart by
-	// type, not by the words of the message.
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
-	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e), pruneCmd(e), benchCmd(e))
-	root.AddCommand(verifyCmd(e))
 	if err := root.ExecuteContext(ctx); err != nil {
 		var xe exitError
 		if errors.As(err, &xe) {
@@ -65,6 +46,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// rootCmd is the workerca command tree.
+func rootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "workerca",
+		Short:         "A certificate authority for fleets of worker machines",
+		Long:          "workerca issues short-lived X.509 worker certificates after a machine proves who it is,\nand records every certificate in its ledger before returning it.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			var l slog.Level
+			if err := l.UnmarshalText([]byte(e.logLevel)); err != nil {
+				return usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", e.logLevel)}
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&e.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	// Flag parsing errors are wrong invocations (exit 2), told apart by
+	// type, not by the words of the message.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e), pruneCmd(e), benchCmd(e))
+	root.AddCommand(verifyCmd(e))
+	return root
 }
 
 // usageError marks a wrong invocation (exit status 2).
