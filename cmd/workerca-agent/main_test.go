@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,18 @@ import (
 var workercaBin string
 
 func TestMain(m *testing.M) { os.Exit(agenttest.Main(m, &workercaBin)) }
+
+// waitFor polls cond every 20ms and fails the test after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // cli runs the agent in-process until it returns or ctx ends.
 func cli(ctx context.Context, args ...string) (code int, stdout, stderr string) {
@@ -119,6 +133,59 @@ func TestEnrollAndRun(t *testing.T) {
 		wg.Wait()
 		if code != exitOK {
 			t.Fatalf("run stopped by its context: exit %d\n%s", code, stderr)
+		}
+	})
+
+	// Run sends SIGHUP to --signal-pid after each new certificate, the
+	// first enrollment included: a real process counts what it receives.
+	t.Run("ok/run-signals-pid", func(t *testing.T) {
+		tmp := t.TempDir()
+		got, ready := filepath.Join(tmp, "hups"), filepath.Join(tmp, "ready")
+		child := exec.Command("sh", "-c", `trap 'echo hup >> "$F"' HUP; : > "$R"; while :; do sleep 0.05; done`)
+		child.Env = append(os.Environ(), "F="+got, "R="+ready)
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- child.Wait() }()
+		defer func() {
+			_ = child.Process.Kill()
+			<-exited
+		}()
+		waitFor(t, 10*time.Second, "the child's HUP trap", func() bool {
+			_, err := os.Stat(ready)
+			return err == nil
+		})
+
+		ctx, cancel := context.WithCancel(t.Context())
+		var (
+			wg     sync.WaitGroup
+			code   int
+			stderr string
+		)
+		defer func() { cancel(); wg.Wait() }()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, _, stderr = cli(ctx, "run", "--ca", ca.URL, "--out", filepath.Join(tmp, "w"), "--method", "token",
+				"--token-file", ca.Token(t, "cli-hup"), "--ca-pin", pin, "--signal-pid", strconv.Itoa(child.Process.Pid))
+		}()
+		waitFor(t, 20*time.Second, "SIGHUP after the enrollment", func() bool {
+			b, _ := os.ReadFile(got)
+			return string(b) == "hup\n"
+		})
+		cancel()
+		wg.Wait()
+		if code != exitOK {
+			t.Fatalf("run stopped by its context: exit %d\n%s", code, stderr)
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the signalled process exited: %v", err)
+		default:
+		}
+		if b, _ := os.ReadFile(got); string(b) != "hup\n" {
+			t.Errorf("the process got %q, want one hup", b)
 		}
 	})
 

@@ -1,6 +1,8 @@
 // Package agenttest starts a real workerca server for the agent's tests:
 // it builds cmd/workerca, makes a CA with `workerca init`, lets the test
-// edit the default pool, and serves it with `workerca dev` on loopback.
+// edit the default pool, and serves it with `workerca dev` on loopback;
+// it can stop the server and restart it on the same address, as an
+// outage would.
 package agenttest
 
 import (
@@ -62,6 +64,27 @@ type CA struct {
 	Root *x509.Certificate
 	// Admin is the admin API key.
 	Admin string
+
+	bin string
+	srv *server // nil while stopped
+}
+
+// server is one `workerca dev` process.
+type server struct {
+	cmd            *exec.Cmd
+	done           chan struct{}
+	stdout, stderr syncbuf.Buffer
+}
+
+// stop sends SIGTERM and waits for the process to exit (kills it after 10s).
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
 }
 
 var bannerHTTPS = regexp.MustCompile(`(?m)^  https: (https://\S+)$`)
@@ -93,43 +116,81 @@ func Start(t testing.TB, bin string, edit func(pool map[string]any)) *CA {
 			t.Fatal(err)
 		}
 	}
-	var stdout, stderr syncbuf.Buffer
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--https-addr", "127.0.0.1:0", "--http-addr", "")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	c := &CA{Dir: dir, bin: bin}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if c.srv != nil {
+			c.srv.stop()
 		}
 	})
+	c.srv, c.URL = c.serve(t, "127.0.0.1:0")
+	c.Root = readCert(t, filepath.Join(dir, "root.crt"))
+	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Admin = strings.TrimSpace(string(admin))
+	return c
+}
+
+// Stop stops the server (SIGTERM, then wait), keeping its directory and
+// ledger, as a CA outage would.
+func (c *CA) Stop(t testing.TB) {
+	t.Helper()
+	if c.srv == nil {
+		t.Fatal("agenttest: Stop: the CA is not running")
+	}
+	c.srv.stop()
+	c.srv = nil
+}
+
+// Restart serves the stopped CA again from the same directory on the
+// same address, so clients find it at URL again.
+func (c *CA) Restart(t testing.TB) {
+	t.Helper()
+	if c.srv != nil {
+		t.Fatal("agenttest: Restart: the CA is running")
+	}
+	srv, url := c.serve(t, strings.TrimPrefix(c.URL, "https://"))
+	if url != c.URL {
+		srv.stop()
+		t.Fatalf("agenttest: restarted at %s, was %s", url, c.URL)
+	}
+	c.srv = srv
+}
+
+// serve starts `workerca dev` on addr and waits for its banner. A fixed
+// port that is briefly in use (by a connection in another test) is
+// retried for a few seconds.
+func (c *CA) serve(t testing.TB, addr string) (*server, string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	retryUntil := time.Now().Add(5 * time.Second)
 	for {
-		if m := bannerHTTPS.FindStringSubmatch(stdout.String()); m != nil {
-			c := &CA{URL: m[1], Dir: dir}
-			c.Root = readCert(t, filepath.Join(dir, "root.crt"))
-			admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-			if err != nil {
-				t.Fatal(err)
+		s := &server{done: make(chan struct{})}
+		s.cmd = exec.Command(c.bin, "dev", "--dir", c.Dir, "--https-addr", addr, "--http-addr", "")
+		s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = s.cmd.Wait(); close(s.done) }()
+		for exited := false; !exited; {
+			if m := bannerHTTPS.FindStringSubmatch(s.stdout.String()); m != nil {
+				return s, m[1]
 			}
-			c.Admin = strings.TrimSpace(string(admin))
-			return c
+			select {
+			case <-s.done:
+				exited = true
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				s.stop()
+				t.Fatalf("workerca dev did not start in 30s\nstdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
+			}
 		}
-		select {
-		case <-done:
-			t.Fatalf("workerca dev exited\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-		case <-time.After(20 * time.Millisecond):
+		if !strings.Contains(s.stderr.String(), "address already in use") || time.Now().After(retryUntil) {
+			t.Fatalf("workerca dev exited\nstdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("workerca dev did not start in 30s\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
