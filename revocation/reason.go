@@ -3,36 +3,26 @@ package revocation
 import (
 	"fmt"
 	"slices"
+
+	"github.com/workerca/workerca/revocation/status"
 )
 
-// Reason is a CRLReason (RFC 5280 §5.3.1).
-type Reason int
+// Reason is a CRLReason (RFC 5280 §5.3.1); see package status.
+type Reason = status.Reason
 
-// The CRLReason codes workerca records. certificateHold (6) and
-// removeFromCRL (8) are not offered: revocation here is final.
+// The CRLReason codes workerca records (package status).
 const (
-	Unspecified          Reason = 0
-	KeyCompromise        Reason = 1
-	CACompromise         Reason = 2
-	AffiliationChanged   Reason = 3
-	Superseded           Reason = 4
-	CessationOfOperation Reason = 5
-	PrivilegeWithdrawn   Reason = 9
+	Unspecified          = status.Unspecified
+	KeyCompromise        = status.KeyCompromise
+	CACompromise         = status.CACompromise
+	AffiliationChanged   = status.AffiliationChanged
+	Superseded           = status.Superseded
+	CessationOfOperation = status.CessationOfOperation
+	PrivilegeWithdrawn   = status.PrivilegeWithdrawn
 )
 
-var reasonNames = map[Reason]string{
-	Unspecified: "unspecified", KeyCompromise: "keyCompromise", CACompromise: "cACompromise",
-	AffiliationChanged: "affiliationChanged", Superseded: "superseded",
-	CessationOfOperation: "cessationOfOperation", PrivilegeWithdrawn: "privilegeWithdrawn",
-}
-
-// String is the RFC 5280 name ("keyCompromise").
-func (r Reason) String() string {
-	if n, ok := reasonNames[r]; ok {
-		return n
-	}
-	return fmt.Sprintf("reason(%d)", int(r))
-}
+// reasons are the codes ParseReason knows, by name.
+var reasons = []Reason{Unspecified, KeyCompromise, CACompromise, AffiliationChanged, Superseded, CessationOfOperation, PrivilegeWithdrawn}
 
 // ParseReason reads an RFC 5280 reason name; "" is unspecified.
 // cACompromise is refused: it is for CA certificates, and workerca
@@ -41,8 +31,8 @@ func ParseReason(name string) (Reason, error) {
 	if name == "" {
 		return Unspecified, nil
 	}
-	for r, n := range reasonNames {
-		if n == name && r != CACompromise {
+	for _, r := range reasons {
+		if r.String() == name && r != CACompromise {
 			return r, nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -242,7 +243,7 @@ func (s *Service) check(req *Request, now time.Time) error {
 		}
 		req.Serial = ca.SerialHex(n)
 	}
-	if _, ok := reasonNames[req.Reason]; !ok || req.Reason == CACompromise {
+	if !slices.Contains(reasons, req.Reason) || req.Reason == CACompromise {
 		return fmt.Errorf("%w: reason %d", ErrInvalidRequest, int(req.Reason))
 	}
 	if req.InvalidityDate != nil {

@@ -9,40 +9,24 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/revocation/status"
 	"github.com/workerca/workerca/store"
 )
 
-// The statuses of a signed status answer.
+// The statuses of a signed status answer (package status).
 const (
-	StatusGood        = "good"
-	StatusRevoked     = "revoked"
-	StatusExpired     = "expired"
-	StatusNotYetValid = "not_yet_valid"
-	StatusUnknown     = "unknown"
+	StatusGood        = status.Good
+	StatusRevoked     = status.Revoked
+	StatusExpired     = status.Expired
+	StatusNotYetValid = status.NotYetValid
+	StatusUnknown     = status.Unknown
 )
 
 // StatusMediaType is the JWS "typ" header of status answers.
-const StatusMediaType = "workerca-status+jws"
+const StatusMediaType = status.MediaType
 
-// Status is the payload of a signed status answer.
-type Status struct {
-	// Serial is the certificate's serial (lowercase hex).
-	Serial string `json:"serial"`
-	// Status is good, revoked, expired, not_yet_valid or unknown (never
-	// issued by this CA, or pruned from the ledger), as of At.
-	Status string `json:"status"`
-	// RevokedAt, Reason and InvalidityDate describe a revocation in
-	// effect at At (even when Status is expired).
-	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
-	Reason         string     `json:"reason,omitempty"`
-	InvalidityDate *time.Time `json:"invalidity_date,omitempty"`
-	// ThisUpdate is when the answer was made; NextUpdate when a newer one
-	// should be fetched.
-	ThisUpdate time.Time `json:"this_update"`
-	NextUpdate time.Time `json:"next_update"`
-	// At is the instant the status is for.
-	At time.Time `json:"at"`
-}
+// Status is the payload of a signed status answer (status.Answer).
+type Status = status.Answer
 
 // StatusKeys is the JWKS that verifies status answers.
 func (s *Service) StatusKeys() jose.JSONWebKeySet {

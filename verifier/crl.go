@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/internal/crlscope"
-	"github.com/workerca/workerca/revocation"
+	"github.com/workerca/workerca/revocation/status"
 	"golang.org/x/crypto/cryptobyte"
 )
 
@@ -38,8 +38,8 @@ func (v *Verifier) checkCRL(r *Result, chains [][]*x509.Certificate, when instan
 			return nil, fmt.Errorf("%w: CRL entry of serial %s: %v", ErrUnavailable, r.Serial, err)
 		}
 		revokedAt := e.RevocationTime.UTC()
-		reason := revocation.Reason(e.ReasonCode)
-		compromised := reason == revocation.KeyCompromise
+		reason := status.Reason(e.ReasonCode)
+		compromised := reason == status.KeyCompromise
 		if !at.Before(revokedAt) || (compromised && (invalidity == nil || !at.Before(*invalidity))) {
 			return r.revoked(&revokedAt, reason.String(), invalidity), nil
 		}

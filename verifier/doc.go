@@ -56,7 +56,7 @@
 // cannot prove it was not revoked: that is ErrUnavailable, and the
 // status API is the way to check old signatures.
 //
-// Status answers are compact JWS (typ revocation.StatusMediaType, alg
+// Status answers are compact JWS (typ status.MediaType, alg
 // fixed by the key) verified with the status keys: the JWKS of
 // GET /v1/status/keys, fetched once over verified HTTPS
 // (FetchStatusKeys) or shipped as a file, and pinned. The same keys sign

@@ -14,7 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/workerca/workerca/ca"
-	"github.com/workerca/workerca/revocation"
+	"github.com/workerca/workerca/revocation/status"
 )
 
 // MaxStatusBytes caps a status answer or a status JWKS read from the
@@ -72,7 +72,7 @@ func statusBase(raw string) (string, error) {
 
 // Status implements StatusSource: it fetches and verifies the answer, and
 // checks that it is about serial and, when asked, the instant at.
-func (h *HTTPStatus) Status(ctx context.Context, serial string, at time.Time) (*revocation.Status, error) {
+func (h *HTTPStatus) Status(ctx context.Context, serial string, at time.Time) (*status.Answer, error) {
 	n, err := ca.ParseSerial(serial)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
@@ -138,12 +138,12 @@ func httpGet(ctx context.Context, client *http.Client, u string) ([]byte, error)
 
 // ParseStatus verifies a compact status JWS with one of keys and returns
 // its payload. The protected header's typ must be
-// revocation.StatusMediaType (so a receipt, signed by the same key, is
+// status.MediaType (so a receipt, signed by the same key, is
 // not taken for a status), the key the one its kid names (or one without
 // a kid), its alg that key's one algorithm (ca.JOSEAlgorithm), and the
-// payload a revocation.Status with no unknown
+// payload a status.Answer with no unknown
 // fields. Errors wrap ErrBadStatus and ErrUnavailable.
-func ParseStatus(compact string, keys jose.JSONWebKeySet) (*revocation.Status, error) {
+func ParseStatus(compact string, keys jose.JSONWebKeySet) (*status.Answer, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %w: "+format, append([]any{ErrUnavailable, ErrBadStatus}, args...)...)
 	}
@@ -156,8 +156,8 @@ func ParseStatus(compact string, keys jose.JSONWebKeySet) (*revocation.Status, e
 		return nil, bad("want one signature")
 	}
 	hdr := obj.Signatures[0].Protected
-	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, revocation.StatusMediaType) {
-		return nil, bad("typ %q is not %s", typ, revocation.StatusMediaType)
+	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, status.MediaType) {
+		return nil, bad("typ %q is not %s", typ, status.MediaType)
 	}
 	var payload []byte
 	for _, k := range keys.Keys {
@@ -178,7 +178,7 @@ func ParseStatus(compact string, keys jose.JSONWebKeySet) (*revocation.Status, e
 	if payload == nil {
 		return nil, bad("no status key verifies it (kid %q, alg %s)", hdr.KeyID, hdr.Algorithm)
 	}
-	var st revocation.Status
+	var st status.Answer
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
@@ -188,7 +188,7 @@ func ParseStatus(compact string, keys jose.JSONWebKeySet) (*revocation.Status, e
 		return nil, bad("payload: trailing data")
 	}
 	switch st.Status {
-	case revocation.StatusGood, revocation.StatusRevoked, revocation.StatusExpired, revocation.StatusNotYetValid, revocation.StatusUnknown:
+	case status.Good, status.Revoked, status.Expired, status.NotYetValid, status.Unknown:
 	default:
 		return nil, bad("status %q", st.Status)
 	}
@@ -255,7 +255,7 @@ type query struct {
 
 // status asks the StatusSource and checks the answer: the serial, the
 // instant asked, and that it is not stale.
-func (v *Verifier) status(ctx context.Context, q query) (*revocation.Status, error) {
+func (v *Verifier) status(ctx context.Context, q query) (*status.Answer, error) {
 	serial, ask, now := q.serial, q.ask, q.now
 	st, err := v.cfg.Status.Status(ctx, serial, ask)
 	if err != nil {
@@ -295,14 +295,14 @@ func (v *Verifier) checkStatus(ctx context.Context, r *Result, when instant) (*R
 	if err != nil {
 		return nil, err
 	}
-	if st.Status == revocation.StatusUnknown {
+	if st.Status == status.Unknown {
 		r.Revocation = RevocationUnknown
 		return r.reject(CodeStatusUnknown, "the CA does not know serial %s: not issued by it, or pruned from its history", r.Serial), nil
 	}
-	if st.RevokedAt != nil || st.Status == revocation.StatusRevoked {
+	if st.RevokedAt != nil || st.Status == status.Revoked {
 		return r.revoked(st.RevokedAt, st.Reason, st.InvalidityDate), nil
 	}
-	if st.Status != revocation.StatusGood {
+	if st.Status != status.Good {
 		return r.reject(CodeExpired, "the CA says the certificate was %s at %s", st.Status, at.Format(time.RFC3339)), nil
 	}
 	if !when.past() {
@@ -315,7 +315,7 @@ func (v *Verifier) checkStatus(ctx context.Context, r *Result, when instant) (*R
 	if cur.RevokedAt == nil {
 		return r.accept(""), nil
 	}
-	if cur.Reason == revocation.KeyCompromise.String() && (cur.InvalidityDate == nil || !cur.InvalidityDate.After(at)) {
+	if cur.Reason == status.KeyCompromise.String() && (cur.InvalidityDate == nil || !cur.InvalidityDate.After(at)) {
 		return r.revoked(cur.RevokedAt, cur.Reason, cur.InvalidityDate), nil
 	}
 	return r.accept(laterRevocation(cur.RevokedAt, cur.Reason, cur.InvalidityDate)), nil

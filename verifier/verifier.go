@@ -13,7 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/workerca/workerca/ca"
-	"github.com/workerca/workerca/revocation"
+	"github.com/workerca/workerca/revocation/status"
 )
 
 // Errors of package verifier. A rejection is a Result, never an error: an
@@ -31,7 +31,7 @@ var (
 	ErrUnavailable = errors.New("verifier: revocation status unavailable")
 	// ErrBadStatus means a status answer is not to be trusted: its JWS
 	// does not verify with the status keys, its typ is not
-	// revocation.StatusMediaType, or it answers another serial or
+	// status.MediaType, or it answers another serial or
 	// instant. Errors wrapping it wrap ErrUnavailable too.
 	ErrBadStatus = errors.New("verifier: status answer not trusted")
 )
@@ -148,7 +148,7 @@ type StatusSource interface {
 	// at, in whole seconds; the zero time means now, as the source's
 	// clock sees it. The answer's signature has been checked. An error
 	// means no answer.
-	Status(ctx context.Context, serial string, at time.Time) (*revocation.Status, error)
+	Status(ctx context.Context, serial string, at time.Time) (*status.Answer, error)
 }
 
 // Verifier checks worker certificates and artifact signatures.
@@ -377,7 +377,7 @@ func (r *Result) accept(msg string) *Result {
 // revoked rejects r for a revocation in effect at r.At.
 func (r *Result) revoked(revokedAt *time.Time, reason string, invalidity *time.Time) *Result {
 	r.Revocation, r.RevokedAt, r.Reason, r.InvalidityDate = RevocationRevoked, utc(revokedAt), reason, utc(invalidity)
-	if reason == revocation.KeyCompromise.String() {
+	if reason == status.KeyCompromise.String() {
 		if invalidity == nil {
 			return r.reject(CodeKeyCompromised, "revoked for keyCompromise at %s with no invalidity date: the key was compromised at an unknown time, so nothing it signed is trusted",
 				fmtTime(revokedAt))
@@ -386,7 +386,7 @@ func (r *Result) revoked(revokedAt *time.Time, reason string, invalidity *time.T
 			fmtTime(invalidity), r.At.Format(time.RFC3339))
 	}
 	if reason == "" {
-		reason = revocation.Unspecified.String()
+		reason = status.Unspecified.String()
 	}
 	return r.reject(CodeRevoked, "revoked at %s (%s)", fmtTime(revokedAt), reason)
 }
