@@ -13,14 +13,14 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/enroll/agent"
-	"github.com/workerca/workerca/enroll/agent/agenttest"
+	"github.com/workerca/workerca/internal/devca"
 	"github.com/workerca/workerca/internal/syncbuf"
 )
 
 // workercaBin is the workerca server binary, built once by TestMain.
 var workercaBin string
 
-func TestMain(m *testing.M) { os.Exit(agenttest.Main(m, &workercaBin)) }
+func TestMain(m *testing.M) { os.Exit(devca.Main(m, &workercaBin)) }
 
 // waitFor polls cond every 20ms and fails the test after limit.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
@@ -71,7 +71,7 @@ func TestUsage(t *testing.T) {
 
 func TestEnrollAndRun(t *testing.T) {
 	t.Parallel()
-	ca := agenttest.Start(t, workercaBin, nil)
+	ca := devca.Start(t, workercaBin, nil)
 	pin := agent.SPKIPin(ca.Root)
 
 	t.Run("fail/wrong-pin-exits-1", func(t *testing.T) {

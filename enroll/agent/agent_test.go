@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/enroll/agent"
-	"github.com/workerca/workerca/enroll/agent/agenttest"
+	"github.com/workerca/workerca/internal/devca"
 	"github.com/workerca/workerca/internal/syncbuf"
 )
 
 // newAgent makes an agent for ca writing into a fresh directory.
-func newAgent(t *testing.T, ca *agenttest.CA, cfg agent.Config) *agent.Agent {
+func newAgent(t *testing.T, ca *devca.CA, cfg agent.Config) *agent.Agent {
 	t.Helper()
 	cfg.CAURL = ca.URL
 	if cfg.Dir == "" {
@@ -50,7 +50,7 @@ func requireMode(t *testing.T, path string, want os.FileMode) {
 
 func TestEnrollToken(t *testing.T) {
 	t.Parallel()
-	ca := agenttest.Start(t, workercaBin, nil)
+	ca := devca.Start(t, workercaBin, nil)
 	pin := agent.SPKIPin(ca.Root)
 	wrongPin := "sha256:" + strings.Repeat("ab", 32)
 
@@ -164,7 +164,7 @@ func (r *recordingAfter) After(d time.Duration) <-chan time.Time {
 // its certificate.
 func TestRunRenewsAtomically(t *testing.T) {
 	t.Parallel()
-	ca := agenttest.Start(t, workercaBin, func(pool map[string]any) { pool["ttl"] = "1m" })
+	ca := devca.Start(t, workercaBin, func(pool map[string]any) { pool["ttl"] = "1m" })
 	a0 := newAgent(t, ca, agent.Config{Pin: agent.SPKIPin(ca.Root), TokenFile: ca.Token(t, "host-run")})
 	first, err := a0.Enroll(t.Context())
 	if err != nil {
@@ -277,7 +277,7 @@ func wholePEM(b []byte) error {
 // again and carries on.
 func TestRunReattestsAfterRenewalCap(t *testing.T) {
 	t.Parallel()
-	ca := agenttest.Start(t, workercaBin, func(pool map[string]any) { pool["ttl"] = "1m"; pool["max_renewal_chain"] = "1s" })
+	ca := devca.Start(t, workercaBin, func(pool map[string]any) { pool["ttl"] = "1m"; pool["max_renewal_chain"] = "1s" })
 	pin := agent.SPKIPin(ca.Root)
 
 	t.Run("fail/used-token", func(t *testing.T) {

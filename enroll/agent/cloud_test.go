@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/workerca/workerca/enroll/agent"
-	"github.com/workerca/workerca/enroll/agent/agenttest"
+	"github.com/workerca/workerca/internal/devca"
 	"github.com/workerca/workerca/internal/sharedtestdata"
 )
 
@@ -37,7 +37,7 @@ func TestEnrollAWS(t *testing.T) {
 	t.Parallel()
 	const dir = "aws-iid/teleport-rsa2048-us-west-2-2021/"
 	doc, sig := readShared(t, dir+"document.json"), readShared(t, dir+"rsa2048.pkcs7.b64")
-	ca := agenttest.Start(t, workercaBin, func(pool map[string]any) {
+	ca := devca.Start(t, workercaBin, func(pool map[string]any) {
 		pool["methods"] = []string{"token", "aws-iid"}
 		pool["aws"] = map[string]any{"accounts": []string{"278576220453"}, "max_age": "1000000h"}
 	})
@@ -97,7 +97,7 @@ func TestEnrollAWS(t *testing.T) {
 // the flow up to the CA's verdict is what is tested here.
 func TestCloudEvidenceRequests(t *testing.T) {
 	t.Parallel()
-	ca := agenttest.Start(t, workercaBin, nil)
+	ca := devca.Start(t, workercaBin, nil)
 	pin := agent.SPKIPin(ca.Root)
 
 	t.Run("gcp-iit/audience-carries-nonce", func(t *testing.T) {

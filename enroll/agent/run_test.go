@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/enroll/agent"
-	"github.com/workerca/workerca/enroll/agent/agenttest"
+	"github.com/workerca/workerca/internal/devca"
 	"github.com/workerca/workerca/internal/syncbuf"
 )
 
@@ -112,7 +112,7 @@ func TestRunBacksOff(t *testing.T) {
 	// is back on the same address.
 	t.Run("fail-then-recover/ca-down", func(t *testing.T) {
 		t.Parallel()
-		ca := agenttest.Start(t, workercaBin, func(pool map[string]any) { pool["ttl"] = "1m" })
+		ca := devca.Start(t, workercaBin, func(pool map[string]any) { pool["ttl"] = "1m" })
 		a0 := newAgent(t, ca, agent.Config{Pin: agent.SPKIPin(ca.Root), TokenFile: ca.Token(t, "host-down")})
 		first, err := a0.Enroll(t.Context())
 		if err != nil {
@@ -197,7 +197,7 @@ func TestRunBacksOff(t *testing.T) {
 	// shorter backoff, and then enrolls with the same token.
 	t.Run("retry-after/enroll-rate-limited", func(t *testing.T) {
 		t.Parallel()
-		ca := agenttest.Start(t, workercaBin, func(pool map[string]any) {
+		ca := devca.Start(t, workercaBin, func(pool map[string]any) {
 			pool["rate_limit"] = map[string]any{"per_minute": 30, "burst": 1} // one enrollment per 2s
 		})
 		pin := agent.SPKIPin(ca.Root)

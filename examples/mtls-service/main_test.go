@@ -9,13 +9,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,6 +23,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
+	"github.com/workerca/workerca/internal/devca"
 	"github.com/workerca/workerca/internal/syncbuf"
 	"github.com/workerca/workerca/workertls"
 )
@@ -32,23 +31,7 @@ import (
 // workercaBin is the workerca binary TestMain builds.
 var workercaBin string
 
-func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "mtls-service-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	workercaBin = filepath.Join(tmp, "workerca")
-	build := exec.Command("go", "build", "-o", workercaBin, "github.com/workerca/workerca/cmd/workerca")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build workerca:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(devca.Main(m, &workercaBin)) }
 
 // waitFor polls out until re matches, for up to 30 s.
 func waitFor(t *testing.T, what string, out *syncbuf.Buffer, re *regexp.Regexp, exited <-chan struct{}) []string {
@@ -68,85 +51,21 @@ func waitFor(t *testing.T, what string, out *syncbuf.Buffer, re *regexp.Regexp, 
 	return nil
 }
 
-// devCA is `workerca dev` running as a subprocess.
-type devCA struct {
-	dir, https, http string
-	cmd              *exec.Cmd
-	exited           chan struct{}
-}
-
-var devBannerHTTPS = regexp.MustCompile(`(?m)^  https: https://(\S+)$`)
-var devBannerHTTP = regexp.MustCompile(`(?m)^  http:  http://(\S+) `)
-
 // startDevCA makes a development CA with pools "default" and "ci" (both
 // enrolling with tokens) and serves it on loopback ports the kernel picks.
-func startDevCA(t *testing.T) *devCA {
+func startDevCA(t *testing.T) *devca.CA {
 	t.Helper()
-	dir := t.TempDir()
-	workerca(t, "init", "--dir", dir, "--trust-domain", "dev.workerca.test")
-	cfgPath := filepath.Join(dir, "workerca.json")
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["pools"] = append(cfg["pools"].([]any), map[string]any{"name": "ci", "ttl": "24h", "methods": []string{"token"}})
-	raw, _ = json.MarshalIndent(cfg, "", "  ")
-	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	c := &devCA{dir: dir, exited: make(chan struct{})}
-	out := &syncbuf.Buffer{}
-	c.cmd = exec.Command(workercaBin, "dev", "--dir", dir, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	c.cmd.Stdout, c.cmd.Stderr = out, out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = c.cmd.Wait(); close(c.exited) }()
-	t.Cleanup(c.stop)
-	c.https = waitFor(t, "workerca dev", out, devBannerHTTPS, c.exited)[1]
-	c.http = waitFor(t, "workerca dev", out, devBannerHTTP, c.exited)[1]
-	return c
-}
-
-// stop ends the CA (SIGTERM, then SIGKILL after 5 s) and waits for it.
-func (c *devCA) stop() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-c.exited:
-	case <-time.After(5 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
-}
-
-// workerca runs the CLI to completion and returns its stdout.
-func workerca(t *testing.T, args ...string) string {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := exec.Command(workercaBin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("workerca %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &out, &errOut)
-	}
-	return out.String()
+	return devca.StartWith(t, workercaBin, func(cfg map[string]any) {
+		cfg["pools"] = append(cfg["pools"].([]any), map[string]any{"name": "ci", "ttl": "24h", "methods": []string{"token"}})
+	})
 }
 
 // enroll mints a token for pool/worker, enrolls a new P-256 key with it
 // (POST /v1/enroll/token) and writes the agent's files into dir,
 // replacing each atomically. It returns the new leaf.
-func (c *devCA) enroll(t *testing.T, pool, worker, dir string) *x509.Certificate {
+func enroll(t *testing.T, dev *devca.CA, pool, worker, dir string) *x509.Certificate {
 	t.Helper()
-	token := strings.TrimSpace(workerca(t, "token", "create", "--config", filepath.Join(c.dir, "workerca.json"), "--pool", pool, "--worker", worker))
+	token := dev.MintToken(t, pool, worker)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -155,13 +74,13 @@ func (c *devCA) enroll(t *testing.T, pool, worker, dir string) *x509.Certificate
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://"+c.https+"/v1/enroll/token", bytes.NewReader(csr))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, dev.URL+"/v1/enroll/token", bytes.NewReader(csr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/pkcs10")
-	resp, err := c.client(t).Do(req)
+	resp, err := dev.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,24 +101,9 @@ func (c *devCA) enroll(t *testing.T, pool, worker, dir string) *x509.Certificate
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := os.ReadFile(filepath.Join(c.dir, "root.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: dev.Root.Raw})
 	writeAgentFiles(t, dir, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), chainPEM, root)
 	return leaf
-}
-
-// client trusts the CA's root for its HTTPS listener.
-func (c *devCA) client(t *testing.T) *http.Client {
-	t.Helper()
-	root, err := os.ReadFile(filepath.Join(c.dir, "root.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(root)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
 // writeAgentFiles writes the agent layout into dir as the agent does: key
@@ -329,11 +233,11 @@ func TestEndToEnd(t *testing.T) {
 	for _, n := range []string{"svc", "w1", "w2", "w3", "foreign"} {
 		dirs[n] = filepath.Join(root, n)
 	}
-	dev.enroll(t, "default", "svc", dirs["svc"])
-	w1 := dev.enroll(t, "default", "w1", dirs["w1"])
-	dev.enroll(t, "ci", "w2", dirs["w2"])
-	dev.enroll(t, "default", "w3", dirs["w3"])
-	writeForeignWorker(t, dirs["foreign"], filepath.Join(dev.dir, "root.crt"))
+	enroll(t, dev, "default", "svc", dirs["svc"])
+	w1 := enroll(t, dev, "default", "w1", dirs["w1"])
+	enroll(t, dev, "ci", "w2", dirs["w2"])
+	enroll(t, dev, "default", "w3", dirs["w3"])
+	writeForeignWorker(t, dirs["foreign"], filepath.Join(dev.Dir, "root.crt"))
 	svc := spiffeid.RequireFromString("spiffe://dev.workerca.test/worker/default/svc")
 
 	s := startService(t, dirs["svc"], "--allow-pool", "default", "--crl-refresh", "1s")
@@ -366,7 +270,7 @@ func TestEndToEnd(t *testing.T) {
 	// Renewal: new key and certificate in w1's directory, same worker,
 	// picked up by the client configuration made before it.
 	w1Client := clientConfig(t, dirs["w1"], svc)
-	renewed := dev.enroll(t, "default", "w1", dirs["w1"])
+	renewed := enroll(t, dev, "default", "w1", dirs["w1"])
 	t.Run("hot-reload", func(t *testing.T) {
 		_, serial, err := helloWith(t, s, w1Client)
 		if err != nil {
@@ -378,9 +282,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("fail/revoked", func(t *testing.T) {
-		workerca(t, "revoke", "--ca-url", "https://"+dev.https, "--root", filepath.Join(dev.dir, "root.crt"),
-			"--api-key-file", filepath.Join(dev.dir, "admin.token"),
-			"--serial", fmt.Sprintf("%x", renewed.SerialNumber.Bytes()), "--reason", "keyCompromise")
+		dev.Revoke(t, renewed)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			_, _, err := hello(t, s, dirs["w1"], svc)
@@ -401,7 +303,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	// The CA goes away: no CRL can be fetched by a service that has none.
-	dev.stop()
+	dev.Stop(t)
 	t.Run("fail/crl-unreachable-fail-closed", func(t *testing.T) {
 		closed := startService(t, dirs["svc"], "--allow-pool", "default", "--crl-refresh", "1s")
 		refused(t, closed, dirs["w3"], svc, "revocation status unavailable")

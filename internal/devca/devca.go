@@ -1,9 +1,10 @@
-// Package agenttest starts a real workerca server for the agent's tests:
-// it builds cmd/workerca, makes a CA with `workerca init`, lets the test
-// edit the default pool, and serves it with `workerca dev` on loopback;
-// it can stop the server and restart it on the same address, as an
-// outage would.
-package agenttest
+// Package devca starts a real workerca server for tests that run outside
+// cmd/workerca (the agent, examples): it builds cmd/workerca, makes a CA
+// with `workerca init`, lets the test edit workerca.json, and serves it
+// with `workerca dev` on loopback (HTTPS and the plain HTTP listener); it
+// mints tokens and revokes through the admin API, and can stop the server
+// and restart it on the same addresses, as an outage would.
+package devca
 
 import (
 	"context"
@@ -41,7 +42,7 @@ func Build(dir string) (string, error) {
 // Main is a TestMain body: it builds workerca into a temporary
 // directory, sets *bin, runs the tests and returns their exit code.
 func Main(m *testing.M, bin *string) int {
-	dir, err := os.MkdirTemp("", "workerca-agent-test-")
+	dir, err := os.MkdirTemp("", "devca-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -58,6 +59,9 @@ func Main(m *testing.M, bin *string) int {
 type CA struct {
 	// URL is https://127.0.0.1:port.
 	URL string
+	// HTTPURL is the plain HTTP listener, http://127.0.0.1:port (CRLs,
+	// OCSP, status: what certificates' CDP and AIA name).
+	HTTPURL string
 	// Dir is the CA's directory (workerca.json, root.crt, ...).
 	Dir string
 	// Root is the CA's root certificate.
@@ -87,12 +91,25 @@ func (s *server) stop() {
 	}
 }
 
-var bannerHTTPS = regexp.MustCompile(`(?m)^  https: (https://\S+)$`)
+var (
+	bannerHTTPS = regexp.MustCompile(`(?m)^  https: (https://\S+)$`)
+	bannerHTTP  = regexp.MustCompile(`(?m)^  http:  (http://\S+) `)
+)
 
 // Start makes a CA with the workerca binary bin (`workerca init`), lets
 // edit change the default pool (pools[0] of workerca.json), and serves it
 // with `workerca dev` until the test ends.
 func Start(t testing.TB, bin string, edit func(pool map[string]any)) *CA {
+	t.Helper()
+	var cfgEdit func(cfg map[string]any)
+	if edit != nil {
+		cfgEdit = func(cfg map[string]any) { edit(cfg["pools"].([]any)[0].(map[string]any)) }
+	}
+	return StartWith(t, bin, cfgEdit)
+}
+
+// StartWith is Start with edit given the whole workerca.json.
+func StartWith(t testing.TB, bin string, edit func(cfg map[string]any)) *CA {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ca")
 	if out, err := exec.Command(bin, "init", "--dir", dir, "--trust-domain", "dev.workerca.test").CombinedOutput(); err != nil {
@@ -108,7 +125,7 @@ func Start(t testing.TB, bin string, edit func(pool map[string]any)) *CA {
 		if err := json.Unmarshal(b, &cfg); err != nil {
 			t.Fatal(err)
 		}
-		edit(cfg["pools"].([]any)[0].(map[string]any))
+		edit(cfg)
 		if b, err = json.Marshal(cfg); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +139,7 @@ func Start(t testing.TB, bin string, edit func(pool map[string]any)) *CA {
 			c.srv.stop()
 		}
 	})
-	c.srv, c.URL = c.serve(t, "127.0.0.1:0")
+	c.srv, c.URL, c.HTTPURL = c.serve(t, "127.0.0.1:0", "127.0.0.1:0")
 	c.Root = readCert(t, filepath.Join(dir, "root.crt"))
 	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
@@ -137,7 +154,7 @@ func Start(t testing.TB, bin string, edit func(pool map[string]any)) *CA {
 func (c *CA) Stop(t testing.TB) {
 	t.Helper()
 	if c.srv == nil {
-		t.Fatal("agenttest: Stop: the CA is not running")
+		t.Fatal("devca: Stop: the CA is not running")
 	}
 	c.srv.stop()
 	c.srv = nil
@@ -148,34 +165,35 @@ func (c *CA) Stop(t testing.TB) {
 func (c *CA) Restart(t testing.TB) {
 	t.Helper()
 	if c.srv != nil {
-		t.Fatal("agenttest: Restart: the CA is running")
+		t.Fatal("devca: Restart: the CA is running")
 	}
-	srv, url := c.serve(t, strings.TrimPrefix(c.URL, "https://"))
-	if url != c.URL {
+	srv, url, httpURL := c.serve(t, strings.TrimPrefix(c.URL, "https://"), strings.TrimPrefix(c.HTTPURL, "http://"))
+	if url != c.URL || httpURL != c.HTTPURL {
 		srv.stop()
-		t.Fatalf("agenttest: restarted at %s, was %s", url, c.URL)
+		t.Fatalf("devca: restarted at %s and %s, was %s and %s", url, httpURL, c.URL, c.HTTPURL)
 	}
 	c.srv = srv
 }
 
-// serve starts `workerca dev` on addr and waits for its banner. A fixed
-// port that is briefly in use (by a connection in another test) is
-// retried for a few seconds.
-func (c *CA) serve(t testing.TB, addr string) (*server, string) {
+// serve starts `workerca dev` on the HTTPS and HTTP addresses and waits
+// for its banner. A fixed port that is briefly in use (by a connection in
+// another test) is retried for a few seconds.
+func (c *CA) serve(t testing.TB, addr, httpAddr string) (*server, string, string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	retryUntil := time.Now().Add(5 * time.Second)
 	for {
 		s := &server{done: make(chan struct{})}
-		s.cmd = exec.Command(c.bin, "dev", "--dir", c.Dir, "--https-addr", addr, "--http-addr", "")
+		s.cmd = exec.Command(c.bin, "dev", "--dir", c.Dir, "--https-addr", addr, "--http-addr", httpAddr)
 		s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 		if err := s.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		go func() { _ = s.cmd.Wait(); close(s.done) }()
 		for exited := false; !exited; {
-			if m := bannerHTTPS.FindStringSubmatch(s.stdout.String()); m != nil {
-				return s, m[1]
+			out := s.stdout.String()
+			if m, h := bannerHTTPS.FindStringSubmatch(out), bannerHTTP.FindStringSubmatch(out); m != nil && h != nil {
+				return s, m[1], h[1]
 			}
 			select {
 			case <-s.done:
@@ -222,8 +240,41 @@ func (c *CA) Client() *http.Client {
 // the admin API and writes it to a file, whose path it returns.
 func (c *CA) Token(t testing.TB, worker string) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"pool":"default","worker_id":%q,"ttl":"1h"}`, worker)
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL+"/v1/admin/tokens", strings.NewReader(body))
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(c.MintToken(t, "default", worker)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// MintToken mints a one-time token for pool/worker through the admin API
+// and returns it.
+func (c *CA) MintToken(t testing.TB, pool, worker string) string {
+	t.Helper()
+	b := c.admin(t, "/v1/admin/tokens", fmt.Sprintf(`{"pool":%q,"worker_id":%q,"ttl":"1h"}`, pool, worker), http.StatusCreated)
+	var tr struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &tr); err != nil {
+		t.Fatal(err)
+	}
+	return tr.Token
+}
+
+// Revoke revokes cert (keyCompromise) through the admin API.
+func (c *CA) Revoke(t testing.TB, cert *x509.Certificate) {
+	t.Helper()
+	c.admin(t, "/v1/admin/revocations", fmt.Sprintf(`{"serial":"%x","reason":"keyCompromise"}`, cert.SerialNumber.Bytes()), http.StatusOK)
+}
+
+// admin POSTs the JSON body to path with the admin API key and returns
+// the answer, failing the test unless its status is want.
+func (c *CA) admin(t testing.TB, path, body string, want int) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+c.Admin)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.Client().Do(req)
@@ -232,36 +283,8 @@ func (c *CA) Token(t testing.TB, worker string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("minting a token: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
 	}
-	var tr struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(b, &tr); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(path, []byte(tr.Token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// Revoke revokes cert through the admin API.
-func (c *CA) Revoke(t testing.TB, cert *x509.Certificate) {
-	t.Helper()
-	body := fmt.Sprintf(`{"serial":"%x","reason":"keyCompromise"}`, cert.SerialNumber.Bytes())
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, c.URL+"/v1/admin/revocations", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+c.Admin)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("revoking: %d %s", resp.StatusCode, b)
-	}
+	return b
 }
