@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/internal/apierror"
 	"github.com/workerca/workerca/revocation/status"
 )
 
@@ -122,14 +123,8 @@ func httpGet(ctx context.Context, client *http.Client, u string) ([]byte, error)
 		return nil, fmt.Errorf("%w: GET %s: the answer is larger than %d bytes", ErrUnavailable, u, MaxStatusBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			return nil, fmt.Errorf("%w: GET %s: %s: %s: %s", ErrUnavailable, u, resp.Status, e.Error.Code, e.Error.Message)
+		if d, ok := apierror.Parse(body); ok {
+			return nil, fmt.Errorf("%w: GET %s: %s: %s: %s", ErrUnavailable, u, resp.Status, d.Code, d.Message)
 		}
 		return nil, fmt.Errorf("%w: GET %s: %s", ErrUnavailable, u, resp.Status)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/workerca/workerca/artifact/registry"
 	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/internal/apierror"
 	"github.com/workerca/workerca/revocation"
 	"github.com/workerca/workerca/store"
 )
@@ -140,13 +141,6 @@ func problem(err error) *Error {
 	return newError(http.StatusInternalServerError, "internal_error", "internal error")
 }
 
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 // errorHandler is echo's HTTPErrorHandler: every error leaves as JSON.
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
@@ -160,8 +154,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	s.log.LogAttrs(c.Request().Context(), level, "request refused",
 		slog.String("request_id", requestID(c)), slog.String("code", p.Code),
 		slog.Int("status", p.Status), slog.String("detail", err.Error()))
-	var body errorBody
-	body.Error.Code, body.Error.Message = p.Code, p.Message
+	body := apierror.Body{Error: apierror.Detail{Code: p.Code, Message: p.Message}}
 	if p.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(int64((p.RetryAfter+time.Second-1)/time.Second), 10))
 	}

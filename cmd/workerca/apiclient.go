@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/internal/apierror"
 )
 
 // apiClient is an operator's client of a running CA's HTTPS API (revoke,
@@ -133,14 +134,8 @@ func (e *apiError) Error() string {
 // there is one.
 func newAPIError(status int, body []byte) *apiError {
 	e := &apiError{Status: status, Body: body}
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(body, &eb) == nil {
-		e.Code, e.Message = eb.Error.Code, eb.Error.Message
+	if d, ok := apierror.Parse(body); ok {
+		e.Code, e.Message = d.Code, d.Message
 	}
 	return e
 }

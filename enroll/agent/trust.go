@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/workerca/workerca/internal/apierror"
 )
 
 // maxBody caps what the agent reads from the CA or a metadata service.
@@ -233,14 +234,8 @@ func (a *Agent) do(ctx context.Context, c *http.Client, op, method, path, conten
 		return resp, rb, nil
 	}
 	se := &ServerError{Op: op, Status: resp.StatusCode}
-	var eb struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(rb, &eb) == nil {
-		se.Code, se.Message = eb.Error.Code, eb.Error.Message
+	if d, ok := apierror.Parse(rb); ok {
+		se.Code, se.Message = d.Code, d.Message
 	} else {
 		se.Message = strings.TrimSpace(string(rb[:min(len(rb), 200)]))
 	}
