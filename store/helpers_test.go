@@ -2,15 +2,15 @@ package store_test
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/internal/errtest"
 	"github.com/workerca/workerca/store"
 )
 
 // errAny stands for "an error that is none of the sentinels".
-var errAny = errors.New("any non-sentinel error")
+var errAny = errtest.Any
 
 func sentinels() []error {
 	return []error{store.ErrNotFound, store.ErrTokenUsed, store.ErrTokenExpired,
@@ -19,37 +19,11 @@ func sentinels() []error {
 		store.ErrRevoked, store.ErrInvalidCursor}
 }
 
-// checkErr asserts err matches want: nil, a sentinel (with the "store: "
-// prefix and no other sentinel), or errAny.
+// checkErr asserts err matches want: nil, exactly one sentinel, or
+// errAny; and that a non-nil error has the "store: " prefix.
 func checkErr(t *testing.T, err, want error) {
 	t.Helper()
-	switch {
-	case want == nil:
-		if err != nil {
-			t.Fatalf("err = %v, want nil", err)
-		}
-		return
-	case err == nil:
-		t.Fatalf("err = nil, want %v", want)
-	case want == errAny:
-		for _, s := range sentinels() {
-			if errors.Is(err, s) {
-				t.Fatalf("err = %v, want a non-sentinel error", err)
-			}
-		}
-	default:
-		if !errors.Is(err, want) {
-			t.Fatalf("err = %v, want %v", err, want)
-		}
-		for _, s := range sentinels() {
-			if s != want && errors.Is(err, s) {
-				t.Fatalf("err = %v also matches %v", err, s)
-			}
-		}
-	}
-	if msg := err.Error(); len(msg) < 7 || msg[:7] != "store: " {
-		t.Errorf("error %q lacks the \"store: \" prefix", msg)
-	}
+	errtest.Check(t, err, want, "store: ", sentinels()...)
 }
 
 func timeEq(a, b time.Time) bool { return a.Equal(b) && a.Location() == time.UTC }

@@ -2,20 +2,20 @@ package gcpiit_test
 
 import (
 	"encoding/base64"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/workerca/workerca/enroll/gcpiit"
+	"github.com/workerca/workerca/internal/errtest"
 )
 
 // epoch is the fixed instant the stand-in tests pin their clocks to.
 var epoch = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 // errAny stands for "an error that is none of the sentinels".
-var errAny = errors.New("any non-sentinel error")
+var errAny = errtest.Any
 
 func sentinels() []error {
 	return []error{gcpiit.ErrMalformed, gcpiit.ErrSignature, gcpiit.ErrKeysUnavailable,
@@ -23,37 +23,11 @@ func sentinels() []error {
 		gcpiit.ErrInstanceTooOld, gcpiit.ErrNotComputeEngine}
 }
 
-// checkErr asserts err matches want: nil, exactly one sentinel, or errAny;
-// and that a non-nil error has the "gcpiit: " prefix.
+// checkErr asserts err matches want: nil, exactly one sentinel, or
+// errAny; and that a non-nil error has the "gcpiit: " prefix.
 func checkErr(t *testing.T, err, want error) {
 	t.Helper()
-	switch {
-	case want == nil:
-		if err != nil {
-			t.Fatalf("err = %v, want nil", err)
-		}
-		return
-	case err == nil:
-		t.Fatalf("err = nil, want %v", want)
-	case want == errAny:
-		for _, s := range sentinels() {
-			if errors.Is(err, s) {
-				t.Fatalf("err = %v, want a non-sentinel error", err)
-			}
-		}
-	default:
-		if !errors.Is(err, want) {
-			t.Fatalf("err = %v, want %v", err, want)
-		}
-		for _, s := range sentinels() {
-			if s != want && errors.Is(err, s) {
-				t.Fatalf("err = %v also matches %v", err, s)
-			}
-		}
-	}
-	if !strings.HasPrefix(err.Error(), "gcpiit: ") {
-		t.Errorf("error %q lacks the \"gcpiit: \" prefix", err)
-	}
+	errtest.Check(t, err, want, "gcpiit: ", sentinels()...)
 }
 
 // clock is a settable clock, safe for concurrent use.
