@@ -67,7 +67,11 @@ DEV ONLY: the root key sits unencrypted next to the CA. Use 'workerca init' and
 	return cmd
 }
 
-func printDevBanner(w io.Writer, dir string, https, http net.Addr) {
+// printDevBanner writes the banner in one write, so whoever reads the
+// output (a person, a test waiting for the listeners) sees all of it or
+// none of it.
+func printDevBanner(out io.Writer, dir string, https, http net.Addr) {
+	w := &strings.Builder{}
 	root := filepath.Join(dir, fileRootCert)
 	admin := filepath.Join(dir, fileAdminToken)
 	base := "https://" + https.String()
@@ -95,6 +99,7 @@ func printDevBanner(w io.Writer, dir string, https, http net.Addr) {
   openssl x509 -in host-01.pem -noout -subject -ext subjectAltName
 `
 	fmt.Fprintln(w, strings.NewReplacer("ROOT", root, "ADMIN", admin, "BASE", base).Replace(example))
+	_, _ = io.WriteString(out, w.String())
 }
 
 // rootPin is the pin of the first certificate in the PEM file at path:
