@@ -32,6 +32,9 @@ type EnrollRequest struct {
 func (s *Service) Enroll(ctx context.Context, req EnrollRequest) (*Result, error) {
 	start := s.cfg.Clock()
 	att, ok := s.attestors[req.Method]
+	if req.Method == MethodTPM && s.cfg.TPM != nil {
+		return nil, fmt.Errorf("%w: method %s enrolls in two rounds: POST /v1/enroll/tpm/start, then /v1/enroll/tpm/finish", ErrInvalidRequest, MethodTPM)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %q (known: %v)", ErrUnknownMethod, req.Method, s.Methods())
 	}
@@ -87,6 +90,9 @@ func (s *Service) Methods() []string {
 	out := make([]string, 0, len(s.attestors))
 	for _, a := range s.cfg.Attestors {
 		out = append(out, a.Method())
+	}
+	if s.cfg.TPM != nil {
+		out = append(out, MethodTPM)
 	}
 	return append([]string{MethodToken}, out...)
 }

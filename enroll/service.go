@@ -32,6 +32,7 @@ type Ledger interface {
 	CreateToken(ctx context.Context, t *store.EnrollmentToken, audit store.AuditEvent) error
 	challenges
 	certificates
+	tpmLedger
 }
 
 // Observer receives one call per issuance attempt that reached a pool:
@@ -64,6 +65,8 @@ type Config struct {
 	// Attestors verify the evidence of POST /v1/enroll, one per method.
 	// Method "token" is built in.
 	Attestors []Attestor
+	// TPM, when set, enables the two-round method tpm.
+	TPM *TPMConfig
 }
 
 // Service is the registration authority.
@@ -88,6 +91,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, pools: map[string]Pool{}, attestors: map[string]Attestor{}, limits: map[string]*ratelimit.Bucket{}}
 	s.attestors[MethodToken] = tokenAttestor{s}
+	if cfg.TPM != nil {
+		if err := cfg.TPM.check(); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range cfg.Attestors {
 		if _, dup := s.attestors[a.Method()]; dup {
 			return nil, fmt.Errorf("enroll: two attestors for method %s", a.Method())
@@ -107,6 +115,13 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("enroll: pool %s: %w", p.Name(), err)
 		}
 		s.limits[p.Name()] = b
+	}
+	if cfg.TPM != nil {
+		for _, p := range cfg.TPM.Pools {
+			if pool, ok := s.pools[p.Pool]; !ok || !pool.allows(MethodTPM) {
+				return nil, fmt.Errorf("enroll: tpm: pool %s is not a pool that lists method %s", p.Pool, MethodTPM)
+			}
+		}
 	}
 	if s.cfg.RetentionBuffer == 0 {
 		s.cfg.RetentionBuffer = DefaultRetentionBuffer
@@ -329,6 +344,10 @@ func Outcome(err error) string {
 		return "attestor_unavailable"
 	case errors.Is(err, ErrRateLimited):
 		return "rate_limited"
+	case errors.Is(err, ErrEKUntrusted), errors.Is(err, ErrEKNotRegistered), errors.Is(err, ErrActivationFailed):
+		return "attestation_refused"
+	case errors.Is(err, ErrSessionInvalid), errors.Is(err, ErrSessionExpired), errors.Is(err, ErrSessionUsed):
+		return "session_refused"
 	}
 	return "error"
 }

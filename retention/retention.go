@@ -128,6 +128,7 @@ func (p *Pruner) Once(ctx context.Context, dryRun bool, actor string) (*store.Pr
 		p.deleted.WithLabelValues("certificates").Add(float64(res.Certificates))
 		p.deleted.WithLabelValues("artifacts").Add(float64(res.Artifacts))
 		p.deleted.WithLabelValues("challenges").Add(float64(res.Challenges))
+		p.deleted.WithLabelValues("tpm_sessions").Add(float64(res.TPMSessions))
 		p.last.Set(float64(now.Unix()))
 	}
 	return res, nil
@@ -145,9 +146,9 @@ func (p *Pruner) Run(ctx context.Context) {
 			p.cfg.Logger.DebugContext(ctx, "prune skipped: another replica holds the lock")
 		case err != nil && ctx.Err() == nil:
 			p.cfg.Logger.ErrorContext(ctx, "prune failed", "error", err)
-		case err == nil && res.Certificates+res.Artifacts+res.Challenges > 0:
+		case err == nil && res.Certificates+res.Artifacts+res.Challenges+res.TPMSessions > 0:
 			p.cfg.Logger.InfoContext(ctx, "pruned", "certificates", res.Certificates, "artifacts", res.Artifacts,
-				"challenges", res.Challenges, "batches", res.Batches)
+				"challenges", res.Challenges, "tpm_sessions", res.TPMSessions, "batches", res.Batches)
 		}
 		select {
 		case <-ctx.Done():

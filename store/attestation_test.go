@@ -198,6 +198,7 @@ func TestMigration2_BackfillsAttestedAt(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, stmt := range []string{
+				"DROP TABLE tpm_sessions", "DROP TABLE tpm_eks",
 				"DROP TABLE artifacts", "DROP INDEX idx_certificates_retain_until",
 				"DROP TABLE crls", "DROP INDEX idx_certificates_revoked", "ALTER TABLE certificates DROP COLUMN crl_shard",
 				"DROP TABLE challenges", "DROP TABLE attestation_uses",

@@ -249,6 +249,57 @@ func migrations() []migration {
 				`CREATE INDEX idx_certificates_retain_until ON certificates (retain_until)`,
 			},
 		},
+		{
+			// 5: TPM enrollment. EKs an operator registered (for TPMs
+			// without an EK certificate, or to name a worker), and the
+			// state of a two-round enrollment between its rounds; the
+			// session's single use is its row in challenges.
+			version: 5,
+			sqlite: []string{
+				`CREATE TABLE tpm_eks (
+					ek_sha256  TEXT     NOT NULL PRIMARY KEY,
+					pool       TEXT     NOT NULL,
+					worker_id  TEXT     NOT NULL DEFAULT '',
+					created_by TEXT     NOT NULL DEFAULT '',
+					created_at DATETIME NOT NULL
+				)`,
+				`CREATE TABLE tpm_sessions (
+					session_hash TEXT     NOT NULL PRIMARY KEY,
+					secret_hash  TEXT     NOT NULL,
+					pool         TEXT     NOT NULL,
+					worker_id    TEXT     NOT NULL,
+					ek_sha256    TEXT     NOT NULL,
+					ak_name      TEXT     NOT NULL,
+					evidence     TEXT     NOT NULL DEFAULT '',
+					csr          BLOB     NOT NULL,
+					created_at   DATETIME NOT NULL,
+					expires_at   DATETIME NOT NULL
+				)`,
+				`CREATE INDEX idx_tpm_sessions_expires_at ON tpm_sessions (expires_at)`,
+			},
+			postgres: []string{
+				`CREATE TABLE tpm_eks (
+					ek_sha256  TEXT        NOT NULL PRIMARY KEY,
+					pool       TEXT        NOT NULL,
+					worker_id  TEXT        NOT NULL DEFAULT '',
+					created_by TEXT        NOT NULL DEFAULT '',
+					created_at TIMESTAMPTZ NOT NULL
+				)`,
+				`CREATE TABLE tpm_sessions (
+					session_hash TEXT        NOT NULL PRIMARY KEY,
+					secret_hash  TEXT        NOT NULL,
+					pool         TEXT        NOT NULL,
+					worker_id    TEXT        NOT NULL,
+					ek_sha256    TEXT        NOT NULL,
+					ak_name      TEXT        NOT NULL,
+					evidence     TEXT        NOT NULL DEFAULT '',
+					csr          BYTEA       NOT NULL,
+					created_at   TIMESTAMPTZ NOT NULL,
+					expires_at   TIMESTAMPTZ NOT NULL
+				)`,
+				`CREATE INDEX idx_tpm_sessions_expires_at ON tpm_sessions (expires_at)`,
+			},
+		},
 	}
 }
 

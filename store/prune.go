@@ -30,9 +30,9 @@ type PruneOptions struct {
 
 // PruneResult counts what Prune deleted, or with DryRun would delete.
 type PruneResult struct {
-	// Certificates, Artifacts and Challenges count the rows deleted from
-	// each table.
-	Certificates, Artifacts, Challenges int64
+	// Certificates, Artifacts, Challenges and TPMSessions count the rows
+	// deleted from each table.
+	Certificates, Artifacts, Challenges, TPMSessions int64
 	// Batches counts the delete statements that deleted at least one row;
 	// with DryRun, the ones that would.
 	Batches int
@@ -153,6 +153,7 @@ func pruneTargets(res *PruneResult) []pruneTarget {
 		{table: "artifacts", key: "sig_sha256", where: `artifacts.expires_at < ?`, nows: 1, count: &res.Artifacts},
 		{table: "certificates", key: "serial", where: certificatePruneWhere, nows: 2, count: &res.Certificates},
 		{table: "challenges", key: "nonce_hash", where: `challenges.expires_at < ?`, nows: 1, count: &res.Challenges},
+		{table: "tpm_sessions", key: "session_hash", where: `tpm_sessions.expires_at < ?`, nows: 1, count: &res.TPMSessions},
 	}
 }
 
@@ -201,8 +202,8 @@ func (s *Store) auditPrune(ctx context.Context, actor string, now time.Time, res
 	if actor == "" {
 		actor = "system"
 	}
-	detail := fmt.Sprintf(`{"certificates":%d,"artifacts":%d,"challenges":%d,"batches":%d}`,
-		res.Certificates, res.Artifacts, res.Challenges, res.Batches)
+	detail := fmt.Sprintf(`{"certificates":%d,"artifacts":%d,"challenges":%d,"tpm_sessions":%d,"batches":%d}`,
+		res.Certificates, res.Artifacts, res.Challenges, res.TPMSessions, res.Batches)
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	return insertAudit(s.db.WithContext(actx), &AuditEvent{At: now, Actor: actor, Action: "ledger.pruned", Detail: detail})

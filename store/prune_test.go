@@ -110,8 +110,8 @@ func TestPrune_WalksTimeForward(t *testing.T) {
 			}
 		}
 		want := []string{ // newest first
-			`{"certificates":1,"artifacts":1,"challenges":0,"batches":2}`,
-			`{"certificates":1,"artifacts":0,"challenges":0,"batches":1}`,
+			`{"certificates":1,"artifacts":1,"challenges":0,"tpm_sessions":0,"batches":2}`,
+			`{"certificates":1,"artifacts":0,"challenges":0,"tpm_sessions":0,"batches":1}`,
 		}
 		if strings.Join(details, "\n") != strings.Join(want, "\n") {
 			t.Errorf("prune audit events = %q, want one per run that deleted: %q", details, want)

@@ -146,7 +146,7 @@ func TestRouteAccessMatrix(t *testing.T) {
 			t.Fatalf("only %d routes registered", len(routes))
 		}
 		for _, route := range routes {
-			path := strings.NewReplacer(":serial", "0123", ":id", "0123456789abcdef").Replace(route.Path)
+			path := strings.NewReplacer(":serial", "0123", ":id", "0123456789abcdef", ":hash", strings.Repeat("ab", 32)).Replace(route.Path)
 			for _, c := range creds {
 				t.Run(route.Method+path+"/"+c.name, func(t *testing.T) {
 					req := request{method: route.Method, path: path, cert: c.cert}

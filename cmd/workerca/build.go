@@ -125,6 +125,10 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	tpmCfg, err := cfg.tpm(dir)
+	if err != nil {
+		return nil, err
+	}
 	buffer, maxArtifact, pruneInterval, pruneBatch, err := cfg.retention()
 	if err != nil {
 		return nil, err
@@ -136,7 +140,7 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	metrics := web.NewMetrics()
 	svc, err := enroll.New(enroll.Config{
 		Issuer: iss, Ledger: st, TrustDomain: cfg.TrustDomain, Pools: pools,
-		Logger: log, Observer: metrics, Attestors: attestors, RetentionBuffer: buffer,
+		Logger: log, Observer: metrics, Attestors: attestors, RetentionBuffer: buffer, TPM: tpmCfg,
 	})
 	if err != nil {
 		st.Close()

@@ -20,6 +20,7 @@ import (
 	"github.com/workerca/workerca/enroll/awsiid"
 	"github.com/workerca/workerca/enroll/azure"
 	"github.com/workerca/workerca/enroll/gcpiit"
+	"github.com/workerca/workerca/enroll/tpmattest"
 	"github.com/workerca/workerca/internal/ratelimit"
 	"github.com/workerca/workerca/retention"
 	"github.com/workerca/workerca/web"
@@ -129,6 +130,24 @@ type attestationConfig struct {
 	AWS   *awsConfig   `json:"aws,omitempty"`
 	GCP   *gcpConfig   `json:"gcp,omitempty"`
 	Azure *azureConfig `json:"azure,omitempty"`
+	TPM   *tpmConfig   `json:"tpm,omitempty"`
+}
+
+// tpmConfig is where TPM manufacturer roots come from. workerca ships
+// none: docs/enrollment.md says where to get them.
+type tpmConfig struct {
+	// ManufacturerRoots are PEM or DER files, or directories of them
+	// (*.pem, *.crt, *.cer, *.der), relative to the config.
+	ManufacturerRoots []string `json:"manufacturer_roots,omitempty"`
+	// ManufacturerIntermediates are the manufacturers' issuing CAs, in
+	// the same forms.
+	ManufacturerIntermediates []string `json:"manufacturer_intermediates,omitempty"`
+}
+
+// tpmPoolConfig is one pool's tpm policy.
+type tpmPoolConfig struct {
+	// EK is "any" (default), "certificate" or "registered".
+	EK string `json:"ek,omitempty"`
 }
 
 // azureConfig adds trust for Azure attested documents beyond the shipped
@@ -308,8 +327,10 @@ type poolConfig struct {
 	// AWS is the pool's aws-iid policy; required when methods has aws-iid.
 	AWS *awsPoolConfig `json:"aws,omitempty"`
 	// Azure is the pool's azure policy; required when methods has azure.
-	Azure        *azurePoolConfig `json:"azure,omitempty"`
-	TemplateFile string           `json:"template_file,omitempty"`
+	Azure *azurePoolConfig `json:"azure,omitempty"`
+	// TPM is the pool's tpm policy; optional (default: ek "any").
+	TPM          *tpmPoolConfig `json:"tpm,omitempty"`
+	TemplateFile string         `json:"template_file,omitempty"`
 	// RateLimit caps the pool's enrollments; absent means
 	// enroll.DefaultPoolRateLimit.
 	RateLimit *limitConfig `json:"rate_limit,omitempty"`
@@ -462,6 +483,46 @@ func (pc poolConfig) policyFor(method, key string, hasPolicy bool, fields string
 		return false, fmt.Errorf("config: pool %s: %q policy given but methods lacks %s", pc.Name, key, method)
 	}
 	return uses, nil
+}
+
+// tpm builds method tpm's configuration, or nil when no pool lists it.
+func (c *fileConfig) tpm(dir string) (*enroll.TPMConfig, error) {
+	out := &enroll.TPMConfig{}
+	for _, pc := range c.Pools {
+		uses := slices.Contains(pc.Methods, enroll.MethodTPM)
+		switch {
+		case !uses && pc.TPM != nil:
+			return nil, fmt.Errorf("config: pool %s: \"tpm\" policy given but methods lacks %s", pc.Name, enroll.MethodTPM)
+		case uses && pc.TPM != nil:
+			out.Pools = append(out.Pools, enroll.TPMPool{Pool: pc.Name, EK: pc.TPM.EK})
+		case uses:
+			out.Pools = append(out.Pools, enroll.TPMPool{Pool: pc.Name})
+		}
+	}
+	tc := c.Attestation.TPM
+	if len(out.Pools) == 0 {
+		if tc != nil {
+			return nil, fmt.Errorf("config: attestation.tpm is set but no pool lists method %s", enroll.MethodTPM)
+		}
+		return nil, nil
+	}
+	if tc != nil && len(tc.ManufacturerRoots) > 0 {
+		var roots, ints []string
+		for _, f := range tc.ManufacturerRoots {
+			roots = append(roots, resolve(dir, f))
+		}
+		for _, f := range tc.ManufacturerIntermediates {
+			ints = append(ints, resolve(dir, f))
+		}
+		r, err := tpmattest.LoadEKRoots(roots, ints)
+		if err != nil {
+			return nil, fmt.Errorf("config: attestation.tpm: %w", err)
+		}
+		out.Roots = r
+	} else if tc != nil && len(tc.ManufacturerIntermediates) > 0 {
+		return nil, errors.New("config: attestation.tpm: manufacturer_intermediates without manufacturer_roots")
+	}
+	return out, nil
 }
 
 // attestors builds the cloud attestors the pools ask for.

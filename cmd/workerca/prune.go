@@ -49,15 +49,15 @@ nothing. It reads the ledger named in the configuration directly.`,
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
 					"dry_run": dryRun, "certificates": res.Certificates, "artifacts": res.Artifacts,
-					"challenges": res.Challenges, "batches": res.Batches,
+					"challenges": res.Challenges, "tpm_sessions": res.TPMSessions, "batches": res.Batches,
 				})
 			}
 			verb := "deleted"
 			if dryRun {
 				verb = "would delete"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %d certificates, %d artifact registrations, %d challenges (%d batches)\n",
-				verb, res.Certificates, res.Artifacts, res.Challenges, res.Batches)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %d certificates, %d artifact registrations, %d challenges, %d TPM sessions (%d batches)\n",
+				verb, res.Certificates, res.Artifacts, res.Challenges, res.TPMSessions, res.Batches)
 			return nil
 		},
 	}

@@ -68,7 +68,7 @@ func rootCmd(e *env) *cobra.Command {
 	// Flag parsing errors are wrong invocations (exit 2), told apart by
 	// type, not by the words of the message.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
-	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), revokeCmd(e), pruneCmd(e), benchCmd(e))
+	root.AddCommand(initCmd(e), intermediateCmd(e), serveCmd(e), devCmd(e), tokenCmd(e), tpmCmd(e), revokeCmd(e), pruneCmd(e), benchCmd(e))
 	root.AddCommand(verifyCmd(e))
 	return root
 }
