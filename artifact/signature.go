@@ -3,6 +3,9 @@ package artifact
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
 	"github.com/workerca/workerca/ca"
 )
 
@@ -78,7 +82,8 @@ func CheckDigest(s string) error {
 
 // Signer is a worker's key and certificate chain (leaf first).
 type Signer struct {
-	// Key is the private key of Chain[0].
+	// Key is the private key of Chain[0]: a key in memory, or any
+	// crypto.Signer, such as the TPM key of agent.LoadCertificate.
 	Key crypto.Signer
 	// Chain is the worker certificate and its intermediates, leaf first;
 	// it goes into x5c. The root is best left out.
@@ -105,7 +110,7 @@ func Sign(s Signer, p Payload) (string, error) {
 		x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
 	}
 	opts := (&jose.SignerOptions{}).WithType(SignatureType).WithHeader("x5c", x5c)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: s.Key}, opts)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: joseKey(s.Key)}, opts)
 	if err != nil {
 		return "", fmt.Errorf("artifact: signer: %w", err)
 	}
@@ -211,6 +216,17 @@ func Parse(compact string) (*Signature, error) {
 		return nil, err
 	}
 	return &Signature{Payload: p, Chain: chain, Algorithm: alg, Compact: compact}, nil
+}
+
+// joseKey is key as go-jose takes it: the standard library's private
+// keys as they are, any other crypto.Signer (a TPM or KMS key) as an
+// opaque signer, which go-jose would otherwise refuse.
+func joseKey(key crypto.Signer) any {
+	switch key.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+		return key
+	}
+	return cryptosigner.Opaque(key)
 }
 
 // protectedHeader decodes the first part of a compact JWS.

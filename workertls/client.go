@@ -34,6 +34,9 @@ type ClientConfig struct {
 	Clock func() time.Time
 	// Logger receives reloads; nil means slog.Default().
 	Logger *slog.Logger
+	// Keys is SourceConfig.Keys: set it when the key is not a PEM file
+	// (a TPM key).
+	Keys *KeyLoader
 }
 
 // NewClientConfig returns a TLS client configuration that presents the
@@ -48,7 +51,7 @@ func NewClientConfig(ctx context.Context, cfg ClientConfig) (*tls.Config, error)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	src, err := NewSource(ctx, SourceConfig{Dir: cfg.Dir, ReloadInterval: cfg.ReloadInterval, Clock: cfg.Clock, Logger: cfg.Logger})
+	src, err := NewSource(ctx, SourceConfig{Dir: cfg.Dir, ReloadInterval: cfg.ReloadInterval, Clock: cfg.Clock, Logger: cfg.Logger, Keys: cfg.Keys})
 	if err != nil {
 		return nil, err
 	}

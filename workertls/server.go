@@ -45,6 +45,9 @@ type ServerConfig struct {
 	Dir string
 	// ReloadInterval is SourceConfig.ReloadInterval for Dir.
 	ReloadInterval time.Duration
+	// Keys is SourceConfig.Keys for Dir: set it when the key is not a
+	// PEM file (a TPM key).
+	Keys *KeyLoader
 
 	// RefreshInterval is the longest a fetched CRL is used before it is
 	// fetched again (it is also never used past its nextUpdate), so a
@@ -137,7 +140,7 @@ func NewServerConfig(ctx context.Context, cfg ServerConfig) (*tls.Config, error)
 		tc.Certificates = []tls.Certificate{*cfg.Certificate}
 		return tc, nil
 	}
-	src, err := NewSource(ctx, SourceConfig{Dir: cfg.Dir, ReloadInterval: cfg.ReloadInterval, Clock: cfg.Clock, Logger: cfg.Logger})
+	src, err := NewSource(ctx, SourceConfig{Dir: cfg.Dir, ReloadInterval: cfg.ReloadInterval, Clock: cfg.Clock, Logger: cfg.Logger, Keys: cfg.Keys})
 	if err != nil {
 		return nil, fmt.Errorf("%w (ServerConfig.Dir %s)", err, filepath.Clean(cfg.Dir))
 	}

@@ -2,6 +2,7 @@ package workertls
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -46,6 +47,24 @@ type SourceConfig struct {
 	// Logger receives reloads and failed reloads; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Keys, when set, loads a key that is not a PEM file in Dir: see
+	// KeyLoader. nil means KeyFile, read as PEM.
+	Keys *KeyLoader
+}
+
+// KeyLoader loads a worker key that Dir names but does not hold, such as
+// a key in the worker's TPM (workerca-agent's key.tpm.json). The pair is
+// reloaded when File or the chain file is replaced.
+//
+//	open := func(dir string) (*tls.Certificate, error) { return agent.LoadCertificate(dir) }
+//	workertls.ClientConfig{Dir: dir, Keys: &workertls.KeyLoader{File: agent.FileTPMKey, Load: open}}
+type KeyLoader struct {
+	// File is the name in Dir of the file whose replacement means a new
+	// key, e.g. "key.tpm.json".
+	File string
+	// Load returns Dir's chain with its key (a crypto.Signer), Leaf set
+	// or not; the key must be the leaf's.
+	Load func(dir string) (*tls.Certificate, error)
 }
 
 // Source serves a credential directory's key, chain and bundle, reloading
@@ -117,7 +136,7 @@ func (s *Source) refresh() {
 		return
 	}
 	s.looked = now
-	key, kerr := os.Stat(filepath.Join(s.cfg.Dir, KeyFile))
+	key, kerr := os.Stat(s.keyPath())
 	chain, cerr := os.Stat(s.chainPath())
 	if kerr != nil || cerr != nil || !same(key, s.pairAt[0]) || !same(chain, s.pairAt[1]) {
 		if err := s.loadPair(); err != nil {
@@ -146,28 +165,27 @@ func (s *Source) chainPath() string {
 	return p
 }
 
+// keyPath is KeyFile in Dir, or the KeyLoader's file.
+func (s *Source) keyPath() string {
+	if s.cfg.Keys != nil {
+		return filepath.Join(s.cfg.Dir, s.cfg.Keys.File)
+	}
+	return filepath.Join(s.cfg.Dir, KeyFile)
+}
+
 // loadPair reads the key and chain and replaces the current pair if the
 // key is the leaf's. The files are stat'ed before and after reading, so
 // a pair read while one file was being replaced is not recorded as
 // current and is read again at the next look.
 func (s *Source) loadPair() error {
-	keyPath, chainPath := filepath.Join(s.cfg.Dir, KeyFile), s.chainPath()
+	keyPath, chainPath := s.keyPath(), s.chainPath()
 	before, err := statPair(keyPath, chainPath)
 	if err != nil {
 		return err
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	cert, err := s.readPair(keyPath, chainPath)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrFiles, err)
-	}
-	chainPEM, err := os.ReadFile(chainPath)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrFiles, err)
-	}
-	// X509KeyPair refuses a key that is not the first certificate's.
-	cert, err := tls.X509KeyPair(chainPEM, keyPEM)
-	if err != nil {
-		return fmt.Errorf("%w: %s and %s: %v", ErrFiles, keyPath, chainPath, err)
+		return err
 	}
 	if cert.Leaf == nil {
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
@@ -183,6 +201,44 @@ func (s *Source) loadPair() error {
 	}
 	s.cert, s.pairAt = &cert, after
 	return nil
+}
+
+// readPair reads the key and chain files, or has the KeyLoader load them.
+func (s *Source) readPair(keyPath, chainPath string) (tls.Certificate, error) {
+	if s.cfg.Keys != nil {
+		c, err := s.cfg.Keys.Load(s.cfg.Dir)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("%w: %s: %v", ErrFiles, keyPath, err)
+		}
+		if len(c.Certificate) == 0 {
+			return tls.Certificate{}, fmt.Errorf("%w: %s: no certificate", ErrFiles, keyPath)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("%w: %s: %v", ErrFiles, keyPath, err)
+		}
+		k, ok := c.PrivateKey.(crypto.Signer)
+		pub, ok2 := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+		if !ok || !ok2 || !pub.Equal(k.Public()) {
+			return tls.Certificate{}, fmt.Errorf("%w: %s: the key is not the leaf's", ErrFiles, keyPath)
+		}
+		c.Leaf = leaf
+		return *c, nil
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%w: %v", ErrFiles, err)
+	}
+	chainPEM, err := os.ReadFile(chainPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%w: %v", ErrFiles, err)
+	}
+	// X509KeyPair refuses a key that is not the first certificate's.
+	cert, err := tls.X509KeyPair(chainPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%w: %s and %s: %v", ErrFiles, keyPath, chainPath, err)
+	}
+	return cert, nil
 }
 
 func statPair(key, chain string) ([2]os.FileInfo, error) {

@@ -17,6 +17,7 @@ const (
 	MethodAWS   = "aws-iid"
 	MethodGCP   = "gcp-iit"
 	MethodAzure = "azure"
+	MethodTPM   = "tpm"
 )
 
 // Key types the agent can make.
@@ -57,8 +58,8 @@ type Config struct {
 	// Dir is where key.pem, cert.pem, chain.pem and bundle.pem live.
 	// Required; created 0700 if missing.
 	Dir string
-	// Method is the enrollment method: token, aws-iid, gcp-iit or azure.
-	// Required for Enroll and for re-attestation in Run.
+	// Method is the enrollment method: token, aws-iid, gcp-iit, azure or
+	// tpm. Required for Enroll and for re-attestation in Run.
 	Method string
 	// TokenFile holds the one-time enrollment token (method token). It is
 	// read at each enrollment, so a fresh token written there is used the
@@ -67,8 +68,12 @@ type Config struct {
 	// Pool, if set, names the pool to enroll into (JSON methods only;
 	// a token is bound to its pool).
 	Pool string
-	// KeyType is p256 (default), p384 or ed25519.
+	// KeyType is p256 (default), p384 or ed25519. Method tpm makes a
+	// P-256 key in the TPM and accepts only p256.
 	KeyType string
+	// TPM is the TPM that holds the worker key with method tpm, and how
+	// to open it.
+	TPM TPM
 	// Metadata are the metadata service endpoints.
 	Metadata Metadata
 	// Timeout bounds each HTTP request; default 30s.
@@ -119,12 +124,16 @@ func New(cfg Config) (*Agent, error) {
 	}
 	switch cfg.Method {
 	case "", MethodAWS, MethodGCP, MethodAzure:
+	case MethodTPM:
+		if cfg.KeyType != "" && cfg.KeyType != KeyP256 {
+			return nil, fmt.Errorf("agent: method tpm makes a P-256 key in the TPM: key type %q is not available", cfg.KeyType)
+		}
 	case MethodToken:
 		if cfg.TokenFile == "" {
 			return nil, errors.New("agent: method token needs a token file")
 		}
 	default:
-		return nil, fmt.Errorf("agent: unknown method %q (token, aws-iid, gcp-iit, azure)", cfg.Method)
+		return nil, fmt.Errorf("agent: unknown method %q (token, aws-iid, gcp-iit, azure, tpm)", cfg.Method)
 	}
 	switch cfg.KeyType {
 	case "":
@@ -171,6 +180,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TPM.Open == nil {
+		cfg.TPM.Open = OpenTPM
 	}
 	return &Agent{cfg: cfg, ca: u, log: cfg.Logger}, nil
 }

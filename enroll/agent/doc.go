@@ -19,4 +19,16 @@
 // atomically. Readers should load them with LoadCertificate, which
 // retries across the short moment in a renewal when cert.pem is new and
 // key.pem not yet.
+//
+// With MethodTPM (a TPM 2.0 on the host) the worker key is made inside
+// the TPM, certified by an attestation key (TPM2_Certify), and never
+// leaves it: there is no key.pem. key.tpm.json (FileTPMKey) names the key
+// instead, and the tpm/ directory (DirTPMStore) holds the TPM-wrapped
+// blobs of the key and the AK, useless without that TPM. Each renewal
+// makes a new TPM key and deletes the superseded one once the new
+// certificate is installed. LoadCertificate then returns a certificate
+// whose PrivateKey is a crypto.Signer signing in the TPM, usable for TLS
+// and, through artifact.Signer, for artifact signatures. The TPM is
+// opened with OpenTPM unless Config.TPM.Open (or WithTPMOpener) says
+// otherwise; tests pass an opener over the TPM simulator.
 package agent

@@ -7,9 +7,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -62,16 +62,17 @@ func (a *Agent) newCSR() (crypto.Signer, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	der, err := x509.CreateCertificateRequest(a.cfg.Rand, &x509.CertificateRequest{}, key)
+	csr, err := a.csrFor(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: making the CSR: %w", err)
+		return nil, nil, err
 	}
-	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+	return key, csr, nil
 }
 
 // Enroll proves the worker's identity with the configured method and
 // installs the new key and certificate. On first contact it fetches the
 // trust bundle and checks it against the pin before sending anything.
+// With method tpm the key is made in the TPM and key.tpm.json names it.
 func (a *Agent) Enroll(ctx context.Context) (*Certificate, error) {
 	if a.cfg.Method == "" {
 		return nil, permanent(errors.New("agent: no enrollment method configured"), "give --method")
@@ -80,22 +81,29 @@ func (a *Agent) Enroll(ctx context.Context) (*Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, csr, err := a.newCSR()
-	if err != nil {
-		return nil, err
-	}
-	var body []byte
+	var (
+		key  crypto.Signer
+		csr  []byte
+		body []byte
+	)
 	switch a.cfg.Method {
+	case MethodTPM:
+		key, body, err = a.enrollTPM(ctx, roots)
 	case MethodToken:
-		body, err = a.enrollToken(ctx, roots, csr)
+		if key, csr, err = a.newCSR(); err == nil {
+			body, err = a.enrollToken(ctx, roots, csr)
+		}
 	default:
-		body, err = a.enrollJSON(ctx, roots, csr)
+		if key, csr, err = a.newCSR(); err == nil {
+			body, err = a.enrollJSON(ctx, roots, csr)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	cert, err := a.accept(body, key, roots, a.cfg.Method == MethodToken)
 	if err != nil {
+		a.dropTPMKey(ctx, key)
 		return nil, err
 	}
 	a.log.InfoContext(ctx, "enrolled", "method", a.cfg.Method, "spiffe_id", cert.SPIFFEID(),
@@ -195,8 +203,7 @@ func (a *Agent) accept(body []byte, key crypto.Signer, roots []*x509.Certificate
 // check is the agent's own look at what it was given: the leaf holds our
 // key and verifies to the bundle for client authentication now.
 func (a *Agent) check(chain []*x509.Certificate, key crypto.Signer, roots []*x509.Certificate) error {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if pk, ok := key.Public().(equaler); !ok || !pk.Equal(chain[0].PublicKey) {
+	if !publicKeyEqual(key.Public(), chain[0].PublicKey) {
 		return permanent(errors.New("agent: the CA's certificate is not for our key"), "")
 	}
 	rp, ip := x509.NewCertPool(), x509.NewCertPool()
@@ -228,10 +235,29 @@ func (a *Agent) Renew(ctx context.Context) (*Certificate, error) {
 	if now := a.cfg.Clock(); !now.Before(cur.Leaf.NotAfter) {
 		return nil, fmt.Errorf("%w: the certificate expired at %s", ErrReattest, cur.Leaf.NotAfter.Format(time.RFC3339))
 	}
-	key, csr, err := a.newCSR()
+	var (
+		key crypto.Signer
+		csr []byte
+	)
+	if ts, ok := cur.PrivateKey.(*tpmSigner); ok {
+		key, csr, err = a.renewTPMKey(ctx, ts)
+	} else {
+		key, csr, err = a.newCSR()
+	}
 	if err != nil {
 		return nil, err
 	}
+	cert, err := a.renew(ctx, roots, cur, key, csr)
+	if err != nil {
+		a.dropTPMKey(ctx, key)
+		return nil, err
+	}
+	a.log.InfoContext(ctx, "renewed", "serial", fmt.Sprintf("%x", cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
+	return cert, nil
+}
+
+// renew sends csr over mTLS with cur and installs the answer for key.
+func (a *Agent) renew(ctx context.Context, roots []*x509.Certificate, cur *tls.Certificate, key crypto.Signer, csr []byte) (*Certificate, error) {
 	req, err := json.Marshal(map[string]string{"csr": string(csr)})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -240,12 +266,7 @@ func (a *Agent) Renew(ctx context.Context) (*Certificate, error) {
 	if err != nil {
 		return nil, a.refusal(err)
 	}
-	cert, err := a.accept(body, key, roots, false)
-	if err != nil {
-		return nil, err
-	}
-	a.log.InfoContext(ctx, "renewed", "serial", fmt.Sprintf("%x", cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
-	return cert, nil
+	return a.accept(body, key, roots, false)
 }
 
 // RefreshBundle fetches /v1/bundle over a connection authenticated by
