@@ -10,8 +10,10 @@
 # PostgreSQL cluster (installing PostgreSQL with apt-get when running as
 # root without it), creates the role and database workerca / workerca_test,
 # and exports WORKERCA_TEST_POSTGRES_DSN so the PostgreSQL tests run.
+# It builds the tests with the tag tpmsimulator (the TPM 2.0 simulator
+# tests), installing OpenSSL's headers (libssl-dev) if they are missing.
 # With CI=true a PostgreSQL or tool that cannot be had is an error; otherwise
-# it is a warning and the PostgreSQL tests skip.
+# it is a warning and the PostgreSQL (or TPM) tests are left out.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -127,6 +129,14 @@ if ! command -v gcc >/dev/null 2>&1 && ! command -v "$(go env CC)" >/dev/null 2>
 	apt_install gcc libc6-dev || die "go test -race needs a C compiler (gcc)"
 fi
 export CGO_ENABLED=1
+# The TPM tests (build tag tpmsimulator) compile the Microsoft reference
+# TPM 2.0 simulator with cgo against OpenSSL's libcrypto headers.
+tags=()
+if [[ -f /usr/include/openssl/evp.h ]] || apt_install libssl-dev; then
+	tags=(-tags tpmsimulator)
+else
+	lack "OpenSSL headers (libssl-dev)" "the TPM simulator tests are left out"
+fi
 
 # 4. Format, vet, test. Package patterns among the arguments narrow vet and
 # test; without any, both cover ./... .
@@ -151,6 +161,10 @@ fi
 
 log "go vet ${pkgs[*]}"
 go vet "${pkgs[@]}"
+if ((${#tags[@]} > 0)); then
+	log "go vet ${tags[*]} ${pkgs[*]}"
+	go vet "${tags[@]}" "${pkgs[@]}"
+fi
 
-log "go test -race -count=1 ${test_args[*]}"
-go test -race -count=1 "${test_args[@]}"
+log "go test -race -count=1 ${tags[*]} ${test_args[*]}"
+go test -race -count=1 "${tags[@]}" "${test_args[@]}"

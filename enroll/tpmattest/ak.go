@@ -54,6 +54,7 @@ type AK struct {
 	// records.
 	Name string
 
+	scheme *tpm2.SigScheme
 	params attest.AttestationParameters
 }
 
@@ -82,7 +83,7 @@ func CheckAK(ak tpmwire.AK) (out *AK, err error) {
 	if a&tpm2.FlagFixedTPM == 0 || a&tpm2.FlagFixedParent == 0 || a&tpm2.FlagSensitiveDataOrigin == 0 {
 		return nil, fmt.Errorf("%w (attributes 0x%08x)", ErrAKNotFixed, uint32(a))
 	}
-	if err := rsaSignature(ak.CreateSignature); err != nil {
+	if err := rsaSignature(ak.CreateSignature, pub.RSAParameters.Sign); err != nil {
 		return nil, fmt.Errorf("%w: creation signature: %v", ErrAKInvalid, err)
 	}
 	params := attest.AttestationParameters{
@@ -100,7 +101,7 @@ func CheckAK(ak tpmwire.AK) (out *AK, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	return &AK{Public: akPub.Public, Hash: akPub.Hash, Name: name, params: params}, nil
+	return &AK{Public: akPub.Public, Hash: akPub.Hash, Name: name, scheme: pub.RSAParameters.Sign, params: params}, nil
 }
 
 // MakeCredential checks the AK's creation attestation and makes a fresh
@@ -130,15 +131,24 @@ func publicName(pub tpm2.Public, encoded []byte) (string, error) {
 	return hex.EncodeToString(d.Sum(out)), nil
 }
 
-// rsaSignature checks that b is a TPMT_SIGNATURE with an RSASSA
-// signature: go-attestation dereferences the RSA part without looking.
-func rsaSignature(b []byte) error {
-	sig, err := tpm2.DecodeSignature(bytes.NewBuffer(b))
+// rsaSignature checks that b is exactly a TPMT_SIGNATURE with an RSASSA
+// signature made with the AK's scheme hash: go-attestation dereferences
+// the RSA part without looking, and verifies with the AK's hash whatever
+// the signature names.
+func rsaSignature(b []byte, scheme *tpm2.SigScheme) error {
+	r := bytes.NewBuffer(b)
+	sig, err := tpm2.DecodeSignature(r)
 	if err != nil {
 		return err
 	}
+	if r.Len() != 0 {
+		return fmt.Errorf("%d bytes after the signature", r.Len())
+	}
 	if sig.Alg != tpm2.AlgRSASSA || sig.RSA == nil {
 		return fmt.Errorf("signature algorithm 0x%x, want RSASSA", sig.Alg)
+	}
+	if scheme == nil || scheme.Alg != tpm2.AlgRSASSA || sig.RSA.HashAlg != scheme.Hash {
+		return fmt.Errorf("signature hash 0x%x is not the AK's signing scheme's", sig.RSA.HashAlg)
 	}
 	return nil
 }

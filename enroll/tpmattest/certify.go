@@ -28,7 +28,7 @@ func (ak *AK) CheckCertify(c tpmwire.Certify, csrKey crypto.PublicKey) (name str
 	if a&tpm2.FlagFixedTPM == 0 || a&tpm2.FlagFixedParent == 0 || a&tpm2.FlagSensitiveDataOrigin == 0 {
 		return "", fmt.Errorf("%w (attributes 0x%08x)", ErrKeyExportable, uint32(a))
 	}
-	if err := rsaSignature(c.Signature); err != nil {
+	if err := rsaSignature(c.Signature, ak.scheme); err != nil {
 		return "", fmt.Errorf("%w: signature: %v", ErrKeyNotCertified, err)
 	}
 	params := attest.CertificationParameters{Public: c.Public, CreateAttestation: c.Attest, CreateSignature: c.Signature}

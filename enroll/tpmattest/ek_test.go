@@ -329,12 +329,13 @@ func TestVerifyRealEKOtherRoots(t *testing.T) {
 				sameVendor = append(sameVendor, o.dir)
 			}
 		}
-		for name, dirs := range map[string][]string{"other-manufacturers": otherVendors, "same-manufacturer-other-chains": sameVendor} {
+		cases := map[string][]string{"other-manufacturers": otherVendors}
+		if len(sameVendor) > 0 { // STMicro has one chain in the data
+			cases["same-manufacturer-other-chains"] = sameVendor
+		}
+		for name, dirs := range cases {
 			t.Run(c.dir+"/"+name, func(t *testing.T) {
 				t.Parallel()
-				if len(dirs) == 0 {
-					t.Skipf("no other %s chain in the data", c.vendor)
-				}
 				ek, err := ParseEKCertificate(readRealEK(t, base, c.dir))
 				checkErr(t, err, nil)
 				roots := loadRealRoots(t, base, dirs...)
