@@ -429,8 +429,12 @@ func (s *Service) RegisterTPMEK(ctx context.Context, hash, pool, workerID, actor
 	if s.cfg.TPM == nil {
 		return nil, fmt.Errorf("%w: method %s is not configured on this CA", ErrUnknownMethod, MethodTPM)
 	}
-	if p, ok := s.tpmPool(pool); !ok || !p.admits(true) {
-		return nil, fmt.Errorf("%w: pool %s does not admit registered TPM EKs", ErrMethodNotAllowed, pool)
+	p, ok := s.tpmPool(pool)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: pool %s does not accept method %s", ErrMethodNotAllowed, pool, MethodTPM)
+	case !p.admits(true):
+		return nil, fmt.Errorf("%w: pool %s admits EK certificates only (tpm.ek %q), not registered EKs", ErrMethodNotAllowed, pool, p.EK)
 	}
 	if workerID != "" {
 		if err := ca.CheckWorkerID(workerID); err != nil {
