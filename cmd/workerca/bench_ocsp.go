@@ -30,6 +30,7 @@ type ocspOptions struct {
 	good, revoked int
 	method        string
 	ocspURL       string
+	httpClient    string
 }
 
 // ocspReport is the JSON report of bench ocsp.
@@ -46,6 +47,8 @@ type ocspReport struct {
 	// verified; every other successful answer was byte for byte one
 	// already verified for the same request by the same client.
 	SignatureChecks int64 `json:"signature_checks"`
+	// Client is the HTTP client the tool used: raw or net/http.
+	Client string `json:"client"`
 }
 
 func benchOCSPCmd(*env) *cobra.Command {
@@ -69,7 +72,12 @@ the intermediate certified, for the serial asked, not past its nextUpdate, and g
 for a good certificate, revoked for a revoked one; a wrong status counts as
 wrong_status. An answer byte for byte equal to one the same client already verified
 for the same request is not parsed again (see signature_checks): checking costs
-the tool a byte comparison, not a signature verification, per answer.`,
+the tool a byte comparison, not a signature verification, per answer.
+
+--http-client raw (the default for an http:// OCSP URL) sends each client's
+pre-rendered HTTP/1.1 requests on one keep-alive connection and reads the answers
+itself, as wrk does, so that the tool leaves the CPU to the responder; net/http
+(always used for https://) goes through Go's HTTP client.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCPUProfile(o.cpuProfile, func() error { return runBenchOCSP(cmd, o) })
@@ -81,6 +89,7 @@ the tool a byte comparison, not a signature verification, per answer.`,
 	f.IntVar(&o.revoked, "revoked", 10, "certificates to enroll and revoke")
 	f.StringVar(&o.method, "method", "both", "get, post, or both (alternating)")
 	f.StringVar(&o.ocspURL, "ocsp-url", "", "OCSP responder URL, http or https (default: the certificates' AIA OCSP URL)")
+	f.StringVar(&o.httpClient, "http-client", "", "raw or net/http (default: raw for an http:// URL, net/http for https://)")
 	return cmd
 }
 
@@ -98,6 +107,8 @@ type ocspTarget struct {
 // buffer.
 type ocspClient struct {
 	reqs      []*http.Request
+	raw       []loadgen.RawRequest
+	conn      *loadgen.RawConn
 	verified  [][]byte
 	buf       bytes.Buffer
 	sigChecks int64
@@ -133,8 +144,27 @@ func runBenchOCSP(cmd *cobra.Command, o *ocspOptions) error {
 		}
 		ocspURL = certs[0].OCSPServer[0]
 	}
-	if u, err := url.Parse(ocspURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	u, err := url.Parse(ocspURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return usageError{fmt.Sprintf("OCSP URL %q: want http:// or https://", ocspURL)}
+	}
+	switch o.httpClient {
+	case "":
+		o.httpClient = "net/http"
+		if u.Scheme == "http" {
+			o.httpClient = "raw"
+		}
+	case "net/http":
+	case "raw":
+		if u.Scheme != "http" {
+			return usageError{"--http-client raw speaks plain HTTP only; the OCSP URL is " + ocspURL}
+		}
+	default:
+		return usageError{fmt.Sprintf("--http-client %q: want raw or net/http", o.httpClient)}
+	}
+	rawAddr := u.Host
+	if u.Port() == "" {
+		rawAddr += ":80"
 	}
 	var targets []ocspTarget
 	for i, leaf := range certs {
@@ -176,10 +206,25 @@ func runBenchOCSP(cmd *cobra.Command, o *ocspOptions) error {
 				req.ContentLength = int64(len(t.der))
 			}
 			clients[c].reqs = append(clients[c].reqs, req)
+			if o.httpClient == "raw" {
+				raw, err := loadgen.NewRawRequest(t.method, t.url, "application/ocsp-request", t.der)
+				if err != nil {
+					return fmt.Errorf("bench ocsp: %w", err)
+				}
+				clients[c].raw = append(clients[c].raw, raw)
+			}
+		}
+		if o.httpClient == "raw" {
+			clients[c].conn = loadgen.NewRawConn(rawAddr, o.timeout)
+			defer clients[c].conn.Close()
 		}
 	}
-	op := func(ctx context.Context, c loadgen.Call) error {
-		st, i := &clients[c.Client], c.Seq%len(targets)
+	// roundTrip sends client st's request i and reads the answer into
+	// st.buf.
+	roundTrip := func(st *ocspClient, i int) (int, error) {
+		if st.conn != nil {
+			return st.conn.Do(st.raw[i], &st.buf)
+		}
 		t, req := &targets[i], st.reqs[i]
 		if t.der != nil {
 			// A copy with a fresh body: the transport may still hold the
@@ -190,16 +235,22 @@ func runBenchOCSP(cmd *cobra.Command, o *ocspOptions) error {
 		}
 		resp, err := transport.RoundTrip(req)
 		if err != nil {
-			return transportFailure(err)
+			return 0, err
 		}
 		st.buf.Reset()
 		_, err = st.buf.ReadFrom(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
+		return resp.StatusCode, err
+	}
+	op := func(ctx context.Context, c loadgen.Call) error {
+		st, i := &clients[c.Client], c.Seq%len(targets)
+		t := &targets[i]
+		status, err := roundTrip(st, i)
 		if err != nil {
 			return transportFailure(err)
 		}
-		if resp.StatusCode != http.StatusOK {
-			return httpFailure(resp.StatusCode, st.buf.Bytes())
+		if status != http.StatusOK {
+			return httpFailure(status, st.buf.Bytes())
 		}
 		if bytes.Equal(st.buf.Bytes(), st.verified[i]) {
 			return nil
@@ -231,13 +282,14 @@ func runBenchOCSP(cmd *cobra.Command, o *ocspOptions) error {
 	if err != nil {
 		return err
 	}
-	full := ocspReport{Report: rep, Method: o.method, OCSPURL: ocspURL, Good: o.good, Revoked: o.revoked}
+	full := ocspReport{Report: rep, Method: o.method, OCSPURL: ocspURL, Good: o.good, Revoked: o.revoked, Client: o.httpClient}
 	for c := range clients {
 		full.SignatureChecks += clients[c].sigChecks
 	}
 	lines := []string{
 		fmt.Sprintf("%d good and %d revoked certificates, %s to %s", o.good, o.revoked, strings.ToUpper(strings.Join(methods, "+")), ocspURL),
 		fmt.Sprintf("every answer checked: %d by signature, the others byte-equal to a verified one", full.SignatureChecks),
+		"HTTP client: " + o.httpClient,
 	}
 	return finishBench(cmd, o.asJSON, benchReport{rep: rep, full: full, lines: lines})
 }

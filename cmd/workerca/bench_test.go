@@ -36,6 +36,7 @@ type benchJSON struct {
 	Good            int    `json:"good"`
 	Revoked         int    `json:"revoked"`
 	SignatureChecks int64  `json:"signature_checks"`
+	Client          string `json:"client"`
 	// issue
 	Pool     string `json:"pool"`
 	KeyType  string `json:"key_type"`
@@ -104,11 +105,15 @@ func TestBenchAgainstDev(t *testing.T) {
 			server := []string{"--ca", "https://" + srv.https, "--ca-cert", filepath.Join(dir, fileRootCert),
 				"--admin-token-file", filepath.Join(dir, fileAdminToken), "--json"}
 
-			for _, method := range []string{"get", "post", "both"} {
-				t.Run("ocsp/"+method, func(t *testing.T) {
+			for _, c := range []struct{ method, client string }{{"get", "raw"}, {"post", "raw"}, {"both", "raw"}, {"both", "net/http"}} {
+				method := c.method
+				t.Run("ocsp/"+method+"/"+c.client, func(t *testing.T) {
 					stdout, _ := mustCLI(t, append([]string{"bench", "ocsp", "--clients", "4", "--count", "300",
-						"--good", "2", "--revoked", "2", "--method", method}, server...)...)
+						"--good", "2", "--revoked", "2", "--method", method, "--http-client", c.client}, server...)...)
 					r := decodeBench(t, stdout)
+					if r.Client != c.client {
+						t.Errorf("client %q, want %q", r.Client, c.client)
+					}
 					if r.Mode != "ocsp" || r.OK != 300 || r.Errors != 0 || r.Stopped != "count" || r.Clients != 4 {
 						t.Fatalf("mode %s, ok %d, errors %d %v, stopped %s, clients %d; want ocsp, 300 ok, none failed, count, 4",
 							r.Mode, r.OK, r.Errors, r.ErrorSamples, r.Stopped, r.Clients)
