@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type OCSPAnswer struct {
 	ThisUpdate, NextUpdate, ProducedAt time.Time
 	// ETag is a strong entity tag of DER.
 	ETag string
+	// LastModified and Expires are ThisUpdate and NextUpdate in the HTTP
+	// date format, computed once per answer rather than per request.
+	LastModified, Expires string
 }
 
 // certStatus is what an answer says about one certificate.
@@ -262,7 +266,8 @@ func (r *responder) sign(req *ocsp.Request, st certStatus, now time.Time, epoch 
 	}
 	sum := sha256.Sum256(der)
 	a := &OCSPAnswer{DER: der, Cacheable: req.Nonce == nil, ThisUpdate: this, NextUpdate: resp.NextUpdate, ProducedAt: produced,
-		ETag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+		ETag:         `"` + hex.EncodeToString(sum[:16]) + `"`,
+		LastModified: this.UTC().Format(http.TimeFormat), Expires: resp.NextUpdate.UTC().Format(http.TimeFormat)}
 	if cache && req.Nonce == nil {
 		r.mu.Lock()
 		defer r.mu.Unlock()

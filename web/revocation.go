@@ -194,16 +194,18 @@ func (s *Server) ocspAnswer(c echo.Context, der []byte) error {
 	} else {
 		a = s.cfg.Revocation.OCSP(c.Request().Context(), der)
 	}
+	// The header names below are in canonical form already: assigning
+	// them skips Header.Set's canonicalization on this hot path.
 	h := c.Response().Header()
 	if !a.Cacheable {
-		h.Set("Cache-Control", "no-store")
+		h["Cache-Control"] = []string{"no-store"}
 		return c.Blob(http.StatusOK, contentOCSPResponse, a.DER)
 	}
 	now := s.cfg.Clock()
-	h.Set("ETag", a.ETag)
-	h.Set("Last-Modified", a.ThisUpdate.UTC().Format(http.TimeFormat))
-	h.Set("Expires", a.NextUpdate.UTC().Format(http.TimeFormat))
-	h.Set("Cache-Control", fmt.Sprintf("max-age=%d, public, no-transform, must-revalidate", maxAge(now, a.NextUpdate, a.NextUpdate.Sub(a.ThisUpdate))))
+	h["Etag"] = []string{a.ETag}
+	h["Last-Modified"] = []string{a.LastModified}
+	h["Expires"] = []string{a.Expires}
+	h["Cache-Control"] = []string{"max-age=" + strconv.Itoa(maxAge(now, a.NextUpdate, a.NextUpdate.Sub(a.ThisUpdate))) + ", public, no-transform, must-revalidate"}
 	if c.Request().Method == http.MethodGet && notModified(c, a.ETag, a.ThisUpdate) {
 		return c.NoContent(http.StatusNotModified)
 	}
