@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"text/template"
 	"time"
 
@@ -53,6 +55,10 @@ type Profile struct {
 	ttl      time.Duration
 	keyTypes map[KeyType]bool
 	tmpl     *template.Template
+	// builtin is set for DefaultTemplate, which render builds directly:
+	// the same fields, without executing the template and decoding its
+	// JSON on every request.
+	builtin bool
 }
 
 // NewProfile checks cfg and parses its template.
@@ -86,6 +92,7 @@ func NewProfile(cfg ProfileConfig) (*Profile, error) {
 		return nil, fmt.Errorf("ca: profile %s: parse template: %w", cfg.Name, err)
 	}
 	p.tmpl = tmpl
+	p.builtin = text == DefaultTemplate
 	return p, nil
 }
 
@@ -111,6 +118,31 @@ func (p *Profile) CheckKey(pub crypto.PublicKey) error {
 // render executes the template for one request and returns the unsigned
 // certificate fields it produced.
 func (p *Profile) render(csr *x509.CertificateRequest, id Identity, spiffeID string) (*x509.Certificate, error) {
+	if p.builtin {
+		return renderDefault(csr, id, spiffeID)
+	}
+	return p.execute(csr, id, spiffeID)
+}
+
+// renderDefault is what DefaultTemplate renders (TestRenderDefault
+// compares the two).
+func renderDefault(csr *x509.CertificateRequest, id Identity, spiffeID string) (*x509.Certificate, error) {
+	u, err := url.Parse(spiffeID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: SPIFFE ID %q: %v", ErrProfile, spiffeID, err)
+	}
+	return &x509.Certificate{
+		PublicKey:          csr.PublicKey,
+		PublicKeyAlgorithm: csr.PublicKeyAlgorithm,
+		Subject:            pkix.Name{CommonName: id.WorkerID},
+		URIs:               []*url.URL{u},
+		KeyUsage:           x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, nil
+}
+
+// execute runs the pool's template and decodes its JSON.
+func (p *Profile) execute(csr *x509.CertificateRequest, id Identity, spiffeID string) (*x509.Certificate, error) {
 	data := x509util.NewTemplateData()
 	data.SetCommonName(id.WorkerID)
 	data.SetSubjectAlternativeNames(x509util.SubjectAlternativeName{Type: x509util.URIType, Value: spiffeID})
