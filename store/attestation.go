@@ -106,9 +106,6 @@ func consumeChallenge(tx *gorm.DB, hash string, now time.Time) error {
 // the first transaction and then fails with a unique violation.
 func recordUses(tx *gorm.DB, keys []string, serial string, now time.Time) error {
 	for _, k := range keys {
-		if k == "" {
-			return errors.New("store: record attestation use: empty key")
-		}
 		if err := tx.Create(&attestationUse{UseKey: k, Serial: serial, UsedAt: now}).Error; err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("store: attestation %q already used: %w", k, ErrReplay)
@@ -124,13 +121,9 @@ func recordUses(tx *gorm.DB, keys []string, serial string, now time.Time) error 
 const subjectLockKey int32 = 0x776b7362 // "wksb"
 
 // checkSubjectFree refuses (ErrReplay) when the attestation subject holds
-// a certificate that is neither expired nor revoked at now.
-func (s *Store) checkSubjectFree(tx *gorm.DB, subject string, now time.Time) error {
-	if s.driver == DriverPostgres {
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?, hashtext(?))`, subjectLockKey, subject).Error; err != nil {
-			return fmt.Errorf("store: lock attestation subject: %w", err)
-		}
-	}
+// a certificate that is neither expired nor revoked at now. On PostgreSQL
+// the caller holds the subject's advisory lock (lockBatch).
+func checkSubjectFree(tx *gorm.DB, subject string, now time.Time) error {
 	var n int64
 	err := tx.Raw(`SELECT COUNT(*) FROM certificates
 		WHERE attestation_subject = ? AND not_after > ? AND revoked_at IS NULL`, subject, now).Scan(&n).Error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -49,13 +50,35 @@ type Issuance struct {
 // ErrTokenExpired if it cannot) and the challenge, records the single-use
 // evidence keys (ErrReplay), enforces the pool cap (ErrPoolFull),
 // inserts the certificate (ErrDuplicate for an existing serial) and the
-// audit event. On any error nothing is written: the token stays unused.
+// audit event. On any error nothing of this issuance is written: the
+// token stays unused.
+//
+// Concurrent calls share transactions (group commit, see batch.go): each
+// returns only after the transaction holding its row has committed. One
+// issuance's refusal does not affect the others in its transaction; a
+// database failure fails all of them. Once its transaction has begun, a
+// call no longer stops when ctx ends: it returns when that transaction
+// has ended, so its error always says whether the row was written.
 //
 // Of concurrent callers presenting the same token exactly one succeeds.
 // Concurrent issuance in one pool cannot overshoot the cap: on PostgreSQL a
 // per-pool advisory lock serializes it, on SQLite the single connection
 // does.
 func (s *Store) RecordIssuance(ctx context.Context, r Issuance) error {
+	if err := checkIssuance(&r); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: record issuance: %w", err)
+	}
+	q := &queuedIssuance{ctx: ctx, r: &r, done: make(chan error, 1)}
+	s.commits.submit(q)
+	return <-q.done
+}
+
+// checkIssuance refuses an issuance that cannot be written and
+// normalizes its times.
+func checkIssuance(r *Issuance) error {
 	c := r.Certificate
 	switch {
 	case c == nil:
@@ -66,49 +89,17 @@ func (s *Store) RecordIssuance(ctx context.Context, r Issuance) error {
 		return errors.New("store: record issuance: certificate DER is empty")
 	case r.ExclusiveSubject && c.AttestationSubject == "":
 		return errors.New("store: record issuance: exclusive subject without an attestation subject")
+	case slices.Contains(r.UseKeys, ""):
+		return errors.New("store: record attestation use: empty key")
 	}
 	c.normalize()
-	now := utc(r.Now)
-	audit := r.Audit
-	if audit.At.IsZero() {
-		audit.At = now
+	r.Now = utc(r.Now)
+	if r.Audit.At.IsZero() {
+		r.Audit.At = r.Now
 	}
-
-	return s.inTx(ctx, "record issuance", func(tx *gorm.DB) error {
-		if r.TokenID != "" {
-			if err := consumeToken(tx, r.TokenID, c.Serial, now); err != nil {
-				return err
-			}
-		}
-		if r.NonceHash != "" {
-			if err := consumeChallenge(tx, r.NonceHash, now); err != nil {
-				return err
-			}
-		}
-		if err := recordUses(tx, r.UseKeys, c.Serial, now); err != nil {
-			return err
-		}
-		if r.ExclusiveSubject {
-			if err := s.checkSubjectFree(tx, c.AttestationSubject, now); err != nil {
-				return err
-			}
-		}
-		if r.MaxActiveWorkers > 0 {
-			if err := s.checkPoolCap(tx, c, r.MaxActiveWorkers, now); err != nil {
-				return err
-			}
-		}
-		if err := tx.Create(c).Error; err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("store: certificate %s: %w", c.Serial, ErrDuplicate)
-			}
-			return fmt.Errorf("store: insert certificate: %w", err)
-		}
-		if audit.Action != "" {
-			return insertAudit(tx, &audit)
-		}
-		return nil
-	})
+	r.Audit.normalize()
+	r.Audit.ID = 0
+	return nil
 }
 
 // consumeToken marks the token used by serial, or says why it cannot be.
@@ -136,12 +127,10 @@ func consumeToken(tx *gorm.DB, id, serial string, now time.Time) error {
 	return fmt.Errorf("store: enrollment token %q: %w", id, ErrTokenExpired)
 }
 
-func (s *Store) checkPoolCap(tx *gorm.DB, c *Certificate, limit int, now time.Time) error {
-	if s.driver == DriverPostgres {
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?, hashtext(?))`, poolLockKey, c.Pool).Error; err != nil {
-			return fmt.Errorf("store: lock pool: %w", err)
-		}
-	}
+// checkPoolCap refuses (ErrPoolFull) when c's pool already has limit
+// active workers other than c's. On PostgreSQL the caller holds the pool's
+// advisory lock (lockBatch).
+func checkPoolCap(tx *gorm.DB, c *Certificate, limit int, now time.Time) error {
 	var n int64
 	err := tx.Raw(`SELECT COUNT(DISTINCT worker_id) FROM certificates
 		WHERE pool = ? AND not_after > ? AND revoked_at IS NULL AND worker_id <> ?`,

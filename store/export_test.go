@@ -80,3 +80,16 @@ func ExplainPrune(ctx context.Context, s *Store, now time.Time, batch int, prefi
 // MaxNotifiedSerials is the most certificates a revocation lists in
 // notices; past it, one Resync notice is sent.
 const MaxNotifiedSerials = maxNotifiedSerials
+
+// RecordBatch writes rs in one transaction, as the committer does with
+// the issuances queued together, and returns each one's result.
+func RecordBatch(ctx context.Context, s *Store, rs []Issuance) []error {
+	ptrs := make([]*Issuance, len(rs))
+	for i := range rs {
+		if err := checkIssuance(&rs[i]); err != nil {
+			panic(err)
+		}
+		ptrs[i] = &rs[i]
+	}
+	return s.recordBatch(ctx, ptrs)
+}

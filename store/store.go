@@ -33,7 +33,23 @@ type Config struct {
 	// Logger receives the store's warnings. Nil discards them. SQL is
 	// never logged with its arguments.
 	Logger *slog.Logger
+	// MaxConns caps the PostgreSQL connections this store opens, and as
+	// many are kept open when idle, so that a burst does not pay for new
+	// connections (a SCRAM handshake each). 0 means DefaultMaxConns.
+	// SQLite always uses one connection.
+	MaxConns int
+	// MaxBatch is the most issuances RecordIssuance writes in one
+	// transaction (group commit); 0 means DefaultMaxBatch, 1 turns
+	// batching off.
+	MaxBatch int
+	// MaxBatches is how many issuance transactions may run at once on
+	// PostgreSQL; 0 means DefaultMaxBatchesPostgres, and no more than
+	// MaxConns. SQLite runs one.
+	MaxBatches int
 }
+
+// DefaultMaxConns is Config.MaxConns when it is 0.
+const DefaultMaxConns = 16
 
 // Store persists the authority's state. It is safe for concurrent use.
 // Create it with Open and release it with Close.
@@ -46,6 +62,11 @@ type Store struct {
 	// ListenRevocations opens outside the pool.
 	dsn string
 	log *slog.Logger
+
+	// commits queues RecordIssuance calls into batch transactions.
+	commits *batcher[*queuedIssuance]
+	// tokenReads queues Token calls into batch SELECTs.
+	tokenReads *batcher[*tokenLookup]
 
 	// locksMu guards locks, the names TryLock holds on SQLite.
 	locksMu sync.Mutex
@@ -66,6 +87,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Driver == "" {
 		cfg.Driver = DriverSQLite
+	}
+	if cfg.MaxConns < 0 || cfg.MaxBatch < 0 || cfg.MaxBatches < 0 {
+		return nil, errors.New("store: MaxConns, MaxBatch and MaxBatches must not be negative")
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.MaxBatches == 0 {
+		cfg.MaxBatches = DefaultMaxBatchesPostgres
 	}
 
 	gcfg := &gorm.Config{
@@ -102,11 +135,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Driver, err)
 	}
 	s.db = db
+	batches := 1
 	if s.sqlDB == nil {
 		if s.sqlDB, err = db.DB(); err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", cfg.Driver, err)
 		}
+		s.sqlDB.SetMaxOpenConns(cfg.MaxConns)
+		s.sqlDB.SetMaxIdleConns(cfg.MaxConns)
+		batches = min(cfg.MaxBatches, cfg.MaxConns)
 	}
+	s.commits = &batcher[*queuedIssuance]{maxBatch: cfg.MaxBatch, maxRunning: batches, run: s.commitIssuances}
+	s.tokenReads = &batcher[*tokenLookup]{maxBatch: maxTokenReadBatch, maxRunning: batches, run: s.readTokens}
 
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
