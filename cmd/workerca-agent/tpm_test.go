@@ -9,31 +9,17 @@ import (
 	"strings"
 	"testing"
 
-	"go.step.sm/crypto/tpm"
-	"go.step.sm/crypto/tpm/simulator"
-	"go.step.sm/crypto/tpm/storage"
-
 	"github.com/workerca/workerca/enroll/agent"
 	"github.com/workerca/workerca/internal/devca"
 	"github.com/workerca/workerca/internal/syncbuf"
 	"github.com/workerca/workerca/internal/tpmtest"
 )
 
-// simulatorTPM opens the in-process TPM simulator for the test. One
-// simulator per process: tests using it do not run in parallel.
+// simulatorTPM opens the in-process TPM simulator for the test and
+// returns an opener over it (one simulator per process: see tpmtest).
 func simulatorTPM(t *testing.T) agent.TPMOpener {
 	t.Helper()
-	sim, err := simulator.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return func(_ string, store storage.TPMStore) (*tpm.TPM, error) {
-		return tpm.New(tpm.WithSimulator(sim), tpm.WithStore(store))
-	}
+	return tpmtest.Opener(tpmtest.OpenSimulator(t))
 }
 
 // cliTPM runs the agent in-process with the TPM opened by open.
@@ -90,10 +76,7 @@ func TestEnrollTPMCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ekFile := filepath.Join(t.TempDir(), "ek.der")
-	if err := os.WriteFile(ekFile, m.EKCertificate(t, ek.Public), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ekFile := m.WriteEKCertificate(t, t.TempDir(), ek.Public)
 	dir := filepath.Join(t.TempDir(), "w")
 	code, stdout, stderr := cliTPM(t, open, "enroll", "--ca", ca.URL, "--ca-pin", agent.SPKIPin(ca.Root), "--out", dir,
 		"--method", "tpm", "--pool", "metal", "--ek-certificate", ekFile)

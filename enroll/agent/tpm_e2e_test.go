@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -48,10 +47,7 @@ func TestEnrollTPMEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ekFile := filepath.Join(t.TempDir(), "ek.der")
-	if err := os.WriteFile(ekFile, m.EKCertificate(t, ek.Public), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ekFile := m.WriteEKCertificate(t, t.TempDir(), ek.Public)
 	dir := filepath.Join(t.TempDir(), "worker")
 	a, err := agent.New(agent.Config{CAURL: ca.URL, Pin: agent.SPKIPin(ca.Root), Dir: dir, Method: agent.MethodTPM,
 		Pool: "metal", TPM: agent.TPM{Open: open, EKCertificateFile: ekFile}})

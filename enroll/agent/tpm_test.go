@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/workerca/workerca/internal/tpmtest"
 	"io"
 	"math/big"
 	"net"
@@ -33,8 +34,6 @@ import (
 	"time"
 
 	"github.com/smallstep/go-attestation/attest"
-	"go.step.sm/crypto/tpm"
-	"go.step.sm/crypto/tpm/simulator"
 	"go.step.sm/crypto/tpm/storage"
 
 	"github.com/workerca/workerca/artifact"
@@ -45,25 +44,10 @@ import (
 )
 
 // simulatorTPM opens the in-process TPM simulator for the test and
-// returns an opener over it. One simulator per process: tests using it
-// do not run in parallel.
+// returns an opener over it (one simulator per process: see tpmtest).
 func simulatorTPM(t *testing.T) agent.TPMOpener {
 	t.Helper()
-	sim, err := simulator.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Open(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := sim.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return func(_ string, store storage.TPMStore) (*tpm.TPM, error) {
-		return tpm.New(tpm.WithSimulator(sim), tpm.WithStore(store))
-	}
+	return tpmtest.Opener(tpmtest.OpenSimulator(t))
 }
 
 // testCA is a root key and certificate that signs what the test asks.

@@ -41,9 +41,10 @@ type Device struct {
 	EK *tpm.EK
 }
 
-// OpenDevice starts a fresh simulator with its key storage in a temporary
-// directory; the test's cleanup closes it.
-func OpenDevice(t testing.TB) *Device {
+// OpenSimulator starts a fresh simulator for the test, waiting for the
+// previous test's to close (one per process); the test's cleanup closes
+// it.
+func OpenSimulator(t testing.TB) simulator.Simulator {
 	t.Helper()
 	simMu.Lock()
 	sim, err := simulator.New()
@@ -61,8 +62,25 @@ func OpenDevice(t testing.TB) *Device {
 		}
 		simMu.Unlock()
 	})
+	return sim
+}
+
+// Opener opens go.step.sm/crypto/tpm over sim with the given key store:
+// the shape of agent.TPMOpener (the device name is not used).
+func Opener(sim simulator.Simulator) func(device string, store storage.TPMStore) (*tpm.TPM, error) {
+	return func(_ string, store storage.TPMStore) (*tpm.TPM, error) {
+		return tpm.New(tpm.WithSimulator(sim), tpm.WithStore(store))
+	}
+}
+
+// OpenDevice starts a fresh simulator (OpenSimulator) with its key
+// storage in a temporary directory.
+func OpenDevice(t testing.TB) *Device {
+	t.Helper()
+	sim := OpenSimulator(t)
 	d := &Device{Sim: sim}
-	if d.TPM, err = tpm.New(tpm.WithSimulator(sim), tpm.WithStore(storage.NewDirstore(t.TempDir()))); err != nil {
+	var err error
+	if d.TPM, err = Opener(sim)("", storage.NewDirstore(t.TempDir())); err != nil {
 		t.Fatal(err)
 	}
 	eks, err := d.TPM.GetEKs(context.Background())

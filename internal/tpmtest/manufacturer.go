@@ -205,3 +205,19 @@ func serial(t testing.TB) *big.Int {
 	}
 	return n.Add(n, big.NewInt(1))
 }
+
+// WriteEKCertificate writes an EKCertificate for pub as DER into a new
+// file in dir, as platforms that ship it as a file do, and returns its
+// path.
+func (m *Manufacturer) WriteEKCertificate(t testing.TB, dir string, pub crypto.PublicKey) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "ek-*.der")
+	if err != nil {
+		t.Fatalf("tpmtest: %v", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(m.EKCertificate(t, pub)); err != nil {
+		t.Fatalf("tpmtest: %v", err)
+	}
+	return f.Name()
+}
