@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/enroll/tpmwire"
 	"github.com/workerca/workerca/store"
 )
 
@@ -73,6 +74,9 @@ type RenewRequest struct {
 	Worker *store.Certificate
 	// CSR is the new request; a new key is allowed.
 	CSR []byte
+	// TPMCertify is TPM2_Certify of the CSR's key by the worker's AK:
+	// required for a certificate of method tpm, refused for others.
+	TPMCertify *tpmwire.Certify
 }
 
 // Renew issues a certificate with the same identity as the current one,
@@ -98,13 +102,23 @@ func (s *Service) Renew(ctx context.Context, req RenewRequest) (*Result, error) 
 		return nil, fmt.Errorf("%w: attested at %s, pool %s allows %s", ErrReattestationRequired,
 			row.AttestedAt.Format(time.RFC3339), pool.Name(), pool.MaxRenewalChain)
 	}
+	var evidence any = map[string]string{"renewal_of": serial}
+	switch {
+	case row.Method == MethodTPM:
+		if evidence, err = renewTPM(row, req.CSR, req.TPMCertify); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "TPM renewal refused", "serial", serial, "error", err)
+			return nil, err
+		}
+	case req.TPMCertify != nil:
+		return nil, fmt.Errorf("%w: tpm_certify is for certificates of method %s; this one is %s", ErrInvalidRequest, MethodTPM, row.Method)
+	}
 	return s.Issue(ctx, Request{
 		CSR: req.CSR,
 		Identity: ca.Identity{
 			Pool: row.Pool, WorkerID: row.WorkerID, Method: row.Method, EnrollmentID: row.EnrollmentID,
 		},
 		AttestationSubject: row.AttestationSubject,
-		Evidence:           map[string]string{"renewal_of": serial},
+		Evidence:           evidence,
 		ParentSerial:       serial,
 		AttestedAt:         row.AttestedAt,
 		Actor:              "worker:" + serial,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -199,7 +200,8 @@ func (s *Service) startTPM(ctx context.Context, req tpmwire.StartRequest) (*tpmw
 	if err != nil {
 		return nil, pool, err
 	}
-	evidence := map[string]any{"ek_sha256": ek.hash, "ak_name": ak.Name, "key_name": keyName}
+	evidence := map[string]any{"ek_sha256": ek.hash, "ak_name": ak.Name, "key_name": keyName,
+		"ak_public": base64.StdEncoding.EncodeToString(req.AK.Public)}
 	if ek.registered != nil {
 		evidence["ek_registered_by"] = ek.registered.CreatedBy
 	}
@@ -477,4 +479,44 @@ func (s *Service) TPMEKs(ctx context.Context, pool string) ([]store.TPMEK, error
 		return nil, fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
 	}
 	return out, nil
+}
+
+// tpmEvidence is what a TPM certificate's ledger evidence says about its
+// TPM, and what its renewals carry forward.
+type tpmEvidence struct {
+	EKSHA256 string `json:"ek_sha256"`
+	AKName   string `json:"ak_name"`
+	AKPublic string `json:"ak_public"`
+}
+
+// renewTPM checks a TPM worker's renewal: certify must be TPM2_Certify of
+// the CSR's key by the AK its enrollment proved (recorded in the ledger
+// row), so every key of the renewal chain is bound to that TPM like the
+// first. It returns the renewal's evidence summary.
+func renewTPM(row *store.Certificate, csrDER []byte, certify *tpmwire.Certify) (map[string]any, error) {
+	var ev tpmEvidence
+	if err := json.Unmarshal([]byte(row.Evidence), &ev); err != nil || ev.AKPublic == "" {
+		return nil, fmt.Errorf("%w: the ledger does not record the AK of TPM certificate %s", ErrReattestationRequired, row.Serial)
+	}
+	if certify == nil {
+		return nil, fmt.Errorf("%w: a TPM worker renews with tpm_certify: TPM2_Certify of the new key by its AK", ErrEvidenceMalformed)
+	}
+	public, err := base64.StdEncoding.DecodeString(ev.AKPublic)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the ledger's AK of certificate %s: %v", ErrReattestationRequired, row.Serial, err)
+	}
+	ak, err := tpmattest.ParseAK(public)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the ledger's AK of certificate %s: %v", ErrReattestationRequired, row.Serial, err)
+	}
+	csr, err := ParseCSR(csrDER)
+	if err != nil {
+		return nil, err
+	}
+	keyName, err := ak.CheckCertify(*certify, csr.PublicKey)
+	if err != nil {
+		return nil, tpmError(err)
+	}
+	return map[string]any{"renewal_of": row.Serial, "ek_sha256": ev.EKSHA256, "ak_name": ak.Name,
+		"ak_public": ev.AKPublic, "key_name": keyName}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/enroll/tpmattest"
@@ -28,6 +29,7 @@ import (
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/store/storetest"
 	"github.com/workerca/workerca/web"
+	"go.step.sm/crypto/tpm"
 )
 
 // tpmFixture is a real server with method tpm: pool "metal" admits EKs
@@ -427,4 +429,99 @@ func flipAttribute(t *testing.T, public []byte, bits uint32) []byte {
 	a := binary.BigEndian.Uint32(out[4:8])
 	binary.BigEndian.PutUint32(out[4:8], a^bits)
 	return out
+}
+
+// enrollTPM runs both rounds for key (EK certified by the manufacturer)
+// and returns the chain and a TLS certificate signing with the TPM key.
+func (f *tpmFixture) enrollTPM(t *testing.T, ak *tpm.AK, key *tpm.Key) ([]*x509.Certificate, *tls.Certificate) {
+	t.Helper()
+	res, r := f.start(t, f.withCert(t, f.dev.Start(t, ak, key)))
+	if r.status != http.StatusOK {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	secret, err := f.dev.Activate(t, ak, res.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = f.finish(t, res.Session, secret)
+	if r.status != http.StatusCreated {
+		t.Fatalf("finish: %d %s", r.status, r.body)
+	}
+	var got web.EnrollResponse
+	decode(t, r, &got)
+	return parseChain(t, []byte(got.Chain)), f.tlsWith(t, parseChain(t, []byte(got.Chain)), key)
+}
+
+func (f *tpmFixture) tlsWith(t *testing.T, chain []*x509.Certificate, key *tpm.Key) *tls.Certificate {
+	t.Helper()
+	signer, err := key.Signer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{chain[0].Raw, chain[1].Raw}, PrivateKey: signer, Leaf: chain[0]}
+}
+
+// TestTPMRenewal shows a TPM worker's renewal must carry TPM2_Certify of
+// the new key by the AK its enrollment proved, so every certificate of
+// the renewal chain names a key in that TPM; and that the evidence
+// carries forward to the next renewal.
+func TestTPMRenewal(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		f := startTPM(t, st)
+		ak := f.dev.NewAK(t, "ak")
+		chain, tc := f.enrollTPM(t, ak, f.dev.NewKey(t, ak, "k1"))
+		renew := func(cert *tls.Certificate, body map[string]any) response {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f.do(t, request{method: http.MethodPost, path: "/v1/renew", cert: cert, contentType: "application/json", body: b})
+		}
+		k2 := f.dev.NewKey(t, ak, "k2")
+		before := f.ledger(t, f.admin)
+
+		wantError(t, renew(tc, map[string]any{"csr": f.dev.CSR(t, k2)}), http.StatusBadRequest, "evidence_malformed")
+		soft, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		m := f.mark()
+		f.wantRefusal(t, m, renew(tc, map[string]any{"csr": tpmtest.CSRWith(t, soft), "tpm_certify": f.dev.CertifyWire(t, k2)}),
+			http.StatusUnauthorized, "attestation_invalid", "not the CSR's key")
+		other := f.dev.NewKey(t, f.dev.NewAK(t, "ak-other"), "k-other")
+		m = f.mark()
+		f.wantRefusal(t, m, renew(tc, map[string]any{"csr": f.dev.CSR(t, other), "tpm_certify": f.dev.CertifyWire(t, other)}),
+			http.StatusUnauthorized, "attestation_invalid", "not certified by the AK")
+		if after := f.ledger(t, f.admin); !after.equal(before) {
+			t.Fatalf("refused renewals changed the ledger: %+v -> %+v", before, after)
+		}
+
+		r := renew(tc, map[string]any{"csr": f.dev.CSR(t, k2), "tpm_certify": f.dev.CertifyWire(t, k2)})
+		if r.status != http.StatusCreated {
+			t.Fatalf("renew: %d %s", r.status, r.body)
+		}
+		var got web.EnrollResponse
+		decode(t, r, &got)
+		chain2 := parseChain(t, []byte(got.Chain))
+		row, err := st.Certificate(context.Background(), got.Serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev map[string]string
+		if err := json.Unmarshal([]byte(row.Evidence), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev["renewal_of"] != ca.SerialHex(chain[0].SerialNumber) || ev["ak_name"] != akName(t, f.dev.AKWire(t, ak).Public) ||
+			ev["ek_sha256"] != f.ekHash(t) || ev["key_name"] == "" || row.Method != enroll.MethodTPM {
+			t.Fatalf("renewal evidence %v (method %s)", ev, row.Method)
+		}
+
+		// The next renewal is judged on the renewed row's evidence.
+		k3 := f.dev.NewKey(t, ak, "k3")
+		if r := renew(f.tlsWith(t, chain2, k2), map[string]any{"csr": f.dev.CSR(t, k3), "tpm_certify": f.dev.CertifyWire(t, k3)}); r.status != http.StatusCreated {
+			t.Fatalf("second renewal: %d %s", r.status, r.body)
+		}
+
+		// Workers of other methods do not send it.
+		worker, _ := f.workerCert(t, "default", "w-token")
+		wantError(t, renew(worker, map[string]any{"csr": string(csrPEM(t, soft)), "tpm_certify": f.dev.CertifyWire(t, k3)}),
+			http.StatusBadRequest, "invalid_request")
+	})
 }

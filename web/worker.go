@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/workerca/workerca/enroll"
+	"github.com/workerca/workerca/enroll/tpmwire"
 	"github.com/workerca/workerca/store"
 )
 
@@ -109,6 +110,8 @@ func callerWorker(c echo.Context) (workerCaller, bool) {
 
 type renewRequest struct {
 	CSR string `json:"csr"`
+	// TPMCertify is required from workers enrolled with method tpm.
+	TPMCertify *tpmwire.Certify `json:"tpm_certify,omitempty"`
 }
 
 // renew is POST /v1/renew {csr} over mTLS with the current certificate.
@@ -124,7 +127,7 @@ func (s *Server) renew(c echo.Context) error {
 	if req.CSR == "" {
 		return newError(http.StatusBadRequest, "invalid_request", "csr is required")
 	}
-	res, err := s.cfg.Enroll.Renew(c.Request().Context(), enroll.RenewRequest{Worker: w.row, CSR: []byte(req.CSR)})
+	res, err := s.cfg.Enroll.Renew(c.Request().Context(), enroll.RenewRequest{Worker: w.row, CSR: []byte(req.CSR), TPMCertify: req.TPMCertify})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/workerca/workerca/enroll/tpmwire"
 	"net/http"
 	"os"
 	"strings"
@@ -236,18 +237,19 @@ func (a *Agent) Renew(ctx context.Context) (*Certificate, error) {
 		return nil, fmt.Errorf("%w: the certificate expired at %s", ErrReattest, cur.Leaf.NotAfter.Format(time.RFC3339))
 	}
 	var (
-		key crypto.Signer
-		csr []byte
+		key     crypto.Signer
+		csr     []byte
+		certify *tpmwire.Certify
 	)
 	if ts, ok := cur.PrivateKey.(*tpmSigner); ok {
-		key, csr, err = a.renewTPMKey(ctx, ts)
+		key, csr, certify, err = a.renewTPMKey(ctx, ts)
 	} else {
 		key, csr, err = a.newCSR()
 	}
 	if err != nil {
 		return nil, err
 	}
-	cert, err := a.renew(ctx, roots, cur, key, csr)
+	cert, err := a.renew(ctx, roots, cur, key, csr, certify)
 	if err != nil {
 		a.dropTPMKey(ctx, key)
 		return nil, err
@@ -256,9 +258,13 @@ func (a *Agent) Renew(ctx context.Context) (*Certificate, error) {
 	return cert, nil
 }
 
-// renew sends csr over mTLS with cur and installs the answer for key.
-func (a *Agent) renew(ctx context.Context, roots []*x509.Certificate, cur *tls.Certificate, key crypto.Signer, csr []byte) (*Certificate, error) {
-	req, err := json.Marshal(map[string]string{"csr": string(csr)})
+// renew sends csr (with certify, for a TPM key) over mTLS with cur and
+// installs the answer for key.
+func (a *Agent) renew(ctx context.Context, roots []*x509.Certificate, cur *tls.Certificate, key crypto.Signer, csr []byte, certify *tpmwire.Certify) (*Certificate, error) {
+	req, err := json.Marshal(struct {
+		CSR        string           `json:"csr"`
+		TPMCertify *tpmwire.Certify `json:"tpm_certify,omitempty"`
+	}{string(csr), certify})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -304,7 +304,8 @@ func (c *tpmCA) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		CSR string `json:"csr"`
+		CSR        string           `json:"csr"`
+		TPMCertify *tpmwire.Certify `json:"tpm_certify"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		c.fail(w, 400, "malformed", err.Error())
@@ -314,6 +315,14 @@ func (c *tpmCA) renew(w http.ResponseWriter, r *http.Request) {
 	csr, err := x509.ParseCertificateRequest(blk.Bytes)
 	if err != nil || csr.CheckSignature() != nil {
 		c.fail(w, 400, "csr_invalid", "bad CSR")
+		return
+	}
+	// As the CA does: the new key is certified by the enrollment's AK.
+	c.mu.Lock()
+	akPublic := c.starts[len(c.starts)-1].AK.Public
+	c.mu.Unlock()
+	if err := verifyCertify(akPublic, req.TPMCertify, csr.PublicKey); err != nil {
+		c.fail(w, 401, "attestation_invalid", err.Error())
 		return
 	}
 	c.answer(w, c.leafFor(csr.PublicKey))
@@ -685,4 +694,28 @@ func mustCSRKey(t *testing.T, csrPEM string) crypto.PublicKey {
 		t.Fatal(err)
 	}
 	return csr.PublicKey
+}
+
+// verifyCertify checks with go-attestation that certify is TPM2_Certify,
+// by the AK with TPMT_PUBLIC akPublic, of key.
+func verifyCertify(akPublic []byte, certify *tpmwire.Certify, key crypto.PublicKey) error {
+	if certify == nil {
+		return errors.New("no tpm_certify")
+	}
+	akPub, err := attest.ParseAKPublic(attest.TPMVersion20, akPublic)
+	if err != nil {
+		return err
+	}
+	cp := attest.CertificationParameters{Public: certify.Public, CreateAttestation: certify.Attest, CreateSignature: certify.Signature}
+	if err := cp.Verify(attest.VerifyOpts{Public: akPub.Public, Hash: akPub.Hash}); err != nil {
+		return err
+	}
+	certified, err := attest.ParseAKPublic(attest.TPMVersion20, certify.Public) // any TPMT_PUBLIC
+	if err != nil {
+		return err
+	}
+	if !publicEqual(certified.Public, key) {
+		return errors.New("the certified key is not the CSR's")
+	}
+	return nil
 }

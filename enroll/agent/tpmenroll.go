@@ -121,22 +121,28 @@ func (a *Agent) tpmRounds(ctx context.Context, roots []*x509.Certificate, st *tp
 }
 
 // renewTPMKey makes the key of a renewal for a TPM enrollment: a new key
-// in the same TPM and store, certified by the same AK.
-func (a *Agent) renewTPMKey(ctx context.Context, cur *tpmSigner) (crypto.Signer, []byte, error) {
+// in the same TPM and store, certified by the same AK; the CA checks that
+// certification (tpm_certify) before it renews.
+func (a *Agent) renewTPMKey(ctx context.Context, cur *tpmSigner) (crypto.Signer, []byte, *tpmwire.Certify, error) {
 	t, err := openTPM(a.cfg.TPM.Open, a.cfg.Dir, cur.ref)
 	if err != nil {
-		return nil, nil, permanent(err, tpmAdvice)
+		return nil, nil, nil, permanent(err, tpmAdvice)
 	}
-	key, _, err := a.newTPMKey(ctx, t, cur.ref)
+	key, k, err := a.newTPMKey(ctx, t, cur.ref)
 	if err != nil {
-		return nil, nil, permanent(err, tpmAdvice)
+		return nil, nil, nil, permanent(err, tpmAdvice)
+	}
+	p, err := k.CertificationParameters(ctx)
+	if err != nil {
+		a.dropTPMKey(ctx, key)
+		return nil, nil, nil, fmt.Errorf("agent: certification of the new TPM key: %w", err)
 	}
 	csr, err := a.csrFor(key)
 	if err != nil {
 		a.dropTPMKey(ctx, key)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return key, csr, nil
+	return key, csr, &tpmwire.Certify{Public: p.Public, Attest: p.CreateAttestation, Signature: p.CreateSignature}, nil
 }
 
 // csrFor makes a PEM CSR signed by key, with no names (the CA takes the
