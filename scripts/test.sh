@@ -11,7 +11,8 @@
 # root without it), creates the role and database workerca / workerca_test,
 # and exports WORKERCA_TEST_POSTGRES_DSN so the PostgreSQL tests run.
 # It builds the tests with the tag tpmsimulator (the TPM 2.0 simulator
-# tests), installing OpenSSL's headers (libssl-dev) if they are missing.
+# tests), installing OpenSSL's headers (libssl-dev) if they are missing,
+# and installs swtpm (a software TPM the agent's tests talk to).
 # With CI=true a PostgreSQL or tool that cannot be had is an error; otherwise
 # it is a warning and the PostgreSQL (or TPM) tests are left out.
 set -euo pipefail
@@ -124,6 +125,11 @@ for tool in openssl curl; do
 		apt_install "$tool" || lack "$tool" "not installed and cannot be installed here"
 	fi
 done
+# swtpm: a software TPM 2.0 in its own process, for the agent's TPM test
+# through a real command channel.
+if ! command -v swtpm >/dev/null 2>&1 || ! command -v swtpm_setup >/dev/null 2>&1; then
+	apt_install swtpm swtpm-tools || lack swtpm "not installed and cannot be installed here (Debian: swtpm swtpm-tools)"
+fi
 # The race detector needs cgo and a C compiler.
 if ! command -v gcc >/dev/null 2>&1 && ! command -v "$(go env CC)" >/dev/null 2>&1; then
 	apt_install gcc libc6-dev || die "go test -race needs a C compiler (gcc)"
