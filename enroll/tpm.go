@@ -30,8 +30,8 @@ const (
 	// manufacturer root, or one an operator registered to the pool
 	// (default).
 	TPMEKAny = "any"
-	// TPMEKCertificate admits only EKs with a manufacturer certificate
-	// (a registration still names the worker and binds the pool).
+	// TPMEKCertificate admits only EKs whose certificate chains to a
+	// manufacturer root; the pool takes no registrations.
 	TPMEKCertificate = "certificate"
 	// TPMEKRegistered admits only EKs an operator registered to the pool.
 	TPMEKRegistered = "registered"
