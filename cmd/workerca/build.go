@@ -45,7 +45,10 @@ type instance struct {
 // dsnOverride (from --db) replaces it when set.
 func storeConfig(dir string, db databaseConfig, dsnOverride string) store.Config {
 	if dsnOverride != "" {
+		// --db replaces the ledger, not its tuning.
+		tuned := db
 		db = databaseConfigFromDSN(dsnOverride)
+		db.MaxConns, db.MaxBatch, db.MaxBatches = tuned.MaxConns, tuned.MaxBatch, tuned.MaxBatches
 	}
 	if db.Driver == "" {
 		db.Driver = store.DriverSQLite
@@ -53,7 +56,7 @@ func storeConfig(dir string, db databaseConfig, dsnOverride string) store.Config
 	if db.Driver == store.DriverSQLite {
 		db.DSN = resolve(dir, db.DSN)
 	}
-	return store.Config{Driver: db.Driver, DSN: db.DSN}
+	return store.Config{Driver: db.Driver, DSN: db.DSN, MaxConns: db.MaxConns, MaxBatch: db.MaxBatch, MaxBatches: db.MaxBatches}
 }
 
 // databaseConfigFromDSN infers the driver: postgres:// and postgresql://

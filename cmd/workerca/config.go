@@ -198,6 +198,14 @@ type databaseConfig struct {
 	Driver string `json:"driver"`
 	// DSN is the SQLite file (relative to the config) or a PostgreSQL DSN.
 	DSN string `json:"dsn"`
+	// MaxConns caps the PostgreSQL connections, all kept open (0:
+	// store.DefaultMaxConns). MaxBatch is the most issuances one ledger
+	// transaction holds (0: store.DefaultMaxBatch; 1 turns group commit
+	// off); MaxBatches how many such transactions run at once on
+	// PostgreSQL (0: store.DefaultMaxBatchesPostgres).
+	MaxConns   int `json:"max_conns,omitempty"`
+	MaxBatch   int `json:"max_batch,omitempty"`
+	MaxBatches int `json:"max_batches,omitempty"`
 }
 
 type listenConfig struct {
