@@ -115,8 +115,10 @@ func newServer(t *testing.T, st *store.Store, opts ...option) (*web.Server, *fix
 		// Tests send many enrollment requests from one address at one
 		// pinned instant: no per-source limit unless a test sets one.
 		SourceRateLimit: &ratelimit.Limit{},
-		Store:           st,
-		Roots:           []*x509.Certificate{f.h.Root}, Intermediates: []*x509.Certificate{f.h.Intermediate},
+		// Nor a per-worker renewal limit.
+		RenewalRateLimit: &ratelimit.Limit{},
+		Store:            st,
+		Roots:            []*x509.Certificate{f.h.Root}, Intermediates: []*x509.Certificate{f.h.Intermediate},
 		Metrics: f.metrics, Clock: f.clock.Now,
 	}
 	for _, o := range opts {

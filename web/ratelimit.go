@@ -17,6 +17,10 @@ var (
 	// address (IPv6: per /64) after a burst of 60: a challenge and an
 	// enrollment each take one.
 	DefaultSourceRateLimit = ratelimit.Limit{PerMinute: 120, Burst: 60}
+	// DefaultRenewalRateLimit admits 10 renewals in a row per worker, then
+	// one every 30 seconds: an agent renews once per two thirds of a
+	// lifetime, so only a broken or hostile worker meets it.
+	DefaultRenewalRateLimit = ratelimit.Limit{PerMinute: 2, Burst: 10}
 )
 
 // ipExtractor returns how the server learns a request's source address:
@@ -45,6 +49,16 @@ func (s *Server) perSource(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// perWorkerRenewal takes a token from the bucket of the worker (pool and
+// worker ID, so a chain of renewals shares it) behind a renewal.
+func (s *Server) perWorkerRenewal(c echo.Context, pool, worker string) error {
+	if wait := s.renewals.Take(pool+"/"+worker, s.cfg.Clock()); wait > 0 {
+		s.cfg.Metrics.rateLimited.WithLabelValues("renewal").Inc()
+		return rateLimited("too many renewals for this worker", wait)
+	}
+	return nil
 }
 
 // rateLimited is the 429 answer; Retry-After is in whole seconds,

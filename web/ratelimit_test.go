@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -161,6 +163,46 @@ func TestPoolRateLimitOverHTTPS(t *testing.T) {
 		m := f.do(t, request{method: http.MethodGet, path: "/metrics", plain: true})
 		if want := `workerca_issuance_total{method="token",outcome="rate_limited",pool="default"} 1`; !strings.Contains(string(m.body), want) {
 			t.Fatalf("/metrics lacks %s", want)
+		}
+	})
+}
+
+// TestRenewalRateLimit: renewals are limited per worker (pool and worker
+// ID, so a chain of renewals shares one bucket): past the burst a worker
+// gets 429 rate_limited with Retry-After and no certificate, another
+// worker is not affected, and the bucket refills with time.
+func TestRenewalRateLimit(t *testing.T) {
+	t.Parallel()
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		t.Parallel()
+		f := start(t, st, func(_ *fixture, _ *enroll.Config, wc *web.Config) {
+			wc.RenewalRateLimit = &ratelimit.Limit{PerMinute: 1, Burst: 2}
+		})
+		renew := func(cert *tls.Certificate) response {
+			key := catest.Key(t, ca.KeyP256)
+			b, _ := json.Marshal(map[string]string{"csr": string(csrPEM(t, key))})
+			r := f.do(t, request{method: http.MethodPost, path: "/v1/renew", cert: cert, contentType: "application/json", body: b})
+			return r
+		}
+		w1, _ := f.workerCert(t, "default", "w-1")
+		w2, _ := f.workerCert(t, "default", "w-2")
+		if r := renew(w1); r.status != http.StatusCreated {
+			t.Fatalf("first renewal: %d %s", r.status, r.body)
+		}
+		if r := renew(w1); r.status != http.StatusCreated {
+			t.Fatalf("second renewal: %d %s", r.status, r.body)
+		}
+		before := f.ledger(t, f.admin)
+		wantRateLimited(t, renew(w1), "60")
+		if after := f.ledger(t, f.admin); !after.equal(before) {
+			t.Fatalf("a refused renewal changed the ledger: %+v -> %+v", before, after)
+		}
+		if r := renew(w2); r.status != http.StatusCreated {
+			t.Fatalf("another worker's renewal: %d %s", r.status, r.body)
+		}
+		f.clock.Add(time.Minute)
+		if r := renew(w1); r.status != http.StatusCreated {
+			t.Fatalf("renewal after a minute: %d %s", r.status, r.body)
 		}
 	})
 }

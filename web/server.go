@@ -70,6 +70,10 @@ type Config struct {
 	// /v1/enroll and /v1/enroll/token. Nil means
 	// DefaultSourceRateLimit; a pointer to the zero Limit means none.
 	SourceRateLimit *ratelimit.Limit
+	// RenewalRateLimit is the token bucket of each worker (pool and
+	// worker ID) on POST /v1/renew; nil means DefaultRenewalRateLimit; a
+	// pointer to the zero Limit means none.
+	RenewalRateLimit *ratelimit.Limit
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For names the client; empty means the TCP peer is the
 	// client and the header is ignored.
@@ -88,6 +92,9 @@ type Server struct {
 	// sources is the per-source-address bucket set of the enrollment
 	// routes; nil when unlimited.
 	sources *ratelimit.Keyed
+	// renewals is the per-worker bucket set of POST /v1/renew; nil when
+	// unlimited.
+	renewals *ratelimit.Keyed
 	// idPrefix (hex) and idCounter make request IDs (newRequestID).
 	idPrefix  [16]byte
 	idCounter atomic.Uint32
@@ -131,7 +138,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: source rate limit: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New(), roots: x509.NewCertPool(), sources: sources}
+	renewLimit := DefaultRenewalRateLimit
+	if cfg.RenewalRateLimit != nil {
+		renewLimit = *cfg.RenewalRateLimit
+	}
+	renewals, err := ratelimit.NewKeyed(ratelimit.KeyedConfig{Limit: renewLimit})
+	if err != nil {
+		return nil, fmt.Errorf("web: renewal rate limit: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, echo: echo.New(), roots: x509.NewCertPool(), sources: sources, renewals: renewals}
 	var prefix [8]byte
 	if _, err := io.ReadFull(cfg.Rand, prefix[:]); err != nil {
 		return nil, fmt.Errorf("web: request ID prefix: %w", err)

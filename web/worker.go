@@ -120,6 +120,9 @@ func (s *Server) renew(c echo.Context) error {
 	if !ok {
 		return newError(http.StatusUnauthorized, "client_certificate_required", "this route needs the worker's certificate over mTLS")
 	}
+	if err := s.perWorkerRenewal(c, w.row.Pool, w.row.WorkerID); err != nil {
+		return err
+	}
 	var req renewRequest
 	if err := decodeJSONLimit(c, &req, MaxBodyBytes); err != nil {
 		return err

@@ -39,6 +39,8 @@ type instance struct {
 	// sourceLimit and trustedProxies configure the per-source limit.
 	sourceLimit    ratelimit.Limit
 	trustedProxies []netip.Prefix
+	// renewalLimit is the per-worker renewal limit.
+	renewalLimit ratelimit.Limit
 }
 
 // storeConfig turns the config's database section into store.Config;
@@ -124,6 +126,10 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 	if err != nil {
 		return nil, err
 	}
+	renewalLimit, err := cfg.renewalRateLimit()
+	if err != nil {
+		return nil, err
+	}
 	attestors, err := cfg.attestors(dir, time.Now)
 	if err != nil {
 		return nil, err
@@ -167,7 +173,7 @@ func open(ctx context.Context, cfg *fileConfig, dir, dsnOverride string, log *sl
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return &instance{cfg: cfg, dir: dir, store: st, enroll: svc, rev: rev, registry: reg, pruner: pruner, pruneInterval: pruneInterval,
-		root: roots, intermediate: ints[0], metrics: metrics, sourceLimit: sourceLimit, trustedProxies: proxies}, nil
+		root: roots, intermediate: ints[0], metrics: metrics, sourceLimit: sourceLimit, trustedProxies: proxies, renewalLimit: renewalLimit}, nil
 }
 
 // warnLooseKeyFile warns when a key file others can read: init writes keys
@@ -186,6 +192,7 @@ func (in *instance) serve(ctx context.Context, log *slog.Logger, httpsLn, httpLn
 	srv, err := web.New(web.Config{
 		Enroll: in.enroll, Revocation: in.rev, Registry: in.registry, Store: in.store, Roots: in.root, Intermediates: []*x509.Certificate{in.intermediate},
 		Metrics: in.metrics, Logger: log, SourceRateLimit: &in.sourceLimit, TrustedProxies: in.trustedProxies,
+		RenewalRateLimit: &in.renewalLimit,
 	})
 	if err != nil {
 		return err

@@ -73,6 +73,9 @@ type rateLimitsConfig struct {
 	// POST /v1/enroll/challenge, /v1/enroll and /v1/enroll/token; absent
 	// means web.DefaultSourceRateLimit.
 	PerSource *limitConfig `json:"per_source,omitempty"`
+	// PerWorkerRenewal is each worker's bucket on POST /v1/renew; absent
+	// means web.DefaultRenewalRateLimit.
+	PerWorkerRenewal *limitConfig `json:"per_worker_renewal,omitempty"`
 	// TrustedProxies are addresses or CIDR networks of reverse proxies
 	// whose X-Forwarded-For header names the client.
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
@@ -103,6 +106,11 @@ func (lc *limitConfig) limit(field string, def ratelimit.Limit) (ratelimit.Limit
 		return ratelimit.Limit{}, fmt.Errorf("config: %s: %w", field, err)
 	}
 	return l, nil
+}
+
+// renewalRateLimit is the checked per-worker renewal limit.
+func (c *fileConfig) renewalRateLimit() (ratelimit.Limit, error) {
+	return c.RateLimits.PerWorkerRenewal.limit("rate_limits.per_worker_renewal", web.DefaultRenewalRateLimit)
 }
 
 // sourceRateLimit is the checked per-source limit and trusted proxies.

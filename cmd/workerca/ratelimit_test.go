@@ -84,3 +84,30 @@ func TestPoolRateLimitConfig(t *testing.T) {
 		t.Fatalf("pool with burst only: err = %v, want a rate_limit error naming the pool", err)
 	}
 }
+
+func TestRenewalRateLimitConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		lc   *limitConfig
+		want ratelimit.Limit
+		err  string
+	}{
+		{"ok/default", nil, web.DefaultRenewalRateLimit, ""},
+		{"ok/set", &limitConfig{PerMinute: 6, Burst: 3}, ratelimit.Limit{PerMinute: 6, Burst: 3}, ""},
+		{"ok/unlimited", &limitConfig{Unlimited: true}, ratelimit.Limit{}, ""},
+		{"fail/no-burst", &limitConfig{PerMinute: 6}, ratelimit.Limit{}, "rate_limits.per_worker_renewal: needs per_minute > 0 and burst >= 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := fileConfig{RateLimits: rateLimitsConfig{PerWorkerRenewal: tc.lc}}
+			got, err := c.renewalRateLimit()
+			switch {
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("err = %v, want one containing %q", err, tc.err)
+			case tc.err == "" && (err != nil || got != tc.want):
+				t.Fatalf("limit = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
