@@ -392,20 +392,7 @@ func TestTPMRegisteredEK(t *testing.T) {
 		_, r = f.start(t, other)
 		wantError(t, r, http.StatusForbidden, "attestation_not_allowed")
 
-		res, r := f.start(t, req)
-		if r.status != http.StatusOK {
-			t.Fatalf("start: %d %s", r.status, r.body)
-		}
-		secret, err := f.dev.Activate(t, ak, res.Credential)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = f.finish(t, res.Session, secret)
-		if r.status != http.StatusCreated {
-			t.Fatalf("finish: %d %s", r.status, r.body)
-		}
-		var got web.EnrollResponse
-		decode(t, r, &got)
+		got := f.rounds(t, ak, req)
 		if got.SPIFFEID != "spiffe://"+trustDomain+"/worker/lab/rack7-node3" {
 			t.Fatalf("SPIFFE ID %s", got.SPIFFEID)
 		}
@@ -431,11 +418,11 @@ func flipAttribute(t *testing.T, public []byte, bits uint32) []byte {
 	return out
 }
 
-// enrollTPM runs both rounds for key (EK certified by the manufacturer)
-// and returns the chain and a TLS certificate signing with the TPM key.
-func (f *tpmFixture) enrollTPM(t *testing.T, ak *tpm.AK, key *tpm.Key) ([]*x509.Certificate, *tls.Certificate) {
+// rounds runs both rounds for req, activating the credential with ak in
+// the TPM, and returns the certificate's answer.
+func (f *tpmFixture) rounds(t *testing.T, ak *tpm.AK, req tpmwire.StartRequest) web.EnrollResponse {
 	t.Helper()
-	res, r := f.start(t, f.withCert(t, f.dev.Start(t, ak, key)))
+	res, r := f.start(t, req)
 	if r.status != http.StatusOK {
 		t.Fatalf("start: %d %s", r.status, r.body)
 	}
@@ -449,7 +436,15 @@ func (f *tpmFixture) enrollTPM(t *testing.T, ak *tpm.AK, key *tpm.Key) ([]*x509.
 	}
 	var got web.EnrollResponse
 	decode(t, r, &got)
-	return parseChain(t, []byte(got.Chain)), f.tlsWith(t, parseChain(t, []byte(got.Chain)), key)
+	return got
+}
+
+// enrollTPM enrolls key (EK certified by the manufacturer) and returns
+// the chain and a TLS certificate signing with the TPM key.
+func (f *tpmFixture) enrollTPM(t *testing.T, ak *tpm.AK, key *tpm.Key) ([]*x509.Certificate, *tls.Certificate) {
+	t.Helper()
+	chain := parseChain(t, []byte(f.rounds(t, ak, f.withCert(t, f.dev.Start(t, ak, key))).Chain))
+	return chain, f.tlsWith(t, chain, key)
 }
 
 func (f *tpmFixture) tlsWith(t *testing.T, chain []*x509.Certificate, key *tpm.Key) *tls.Certificate {
