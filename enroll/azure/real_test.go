@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -74,38 +73,18 @@ func realSamples(t *testing.T) []realSample {
 		if s.expiresOn, err = time.Parse(azure.TimeLayout, c.TimeStamp.ExpiresOn); err != nil {
 			t.Fatalf("%s: %v", e.Name(), err)
 		}
-		roots := readPEM(t, filepath.Join(dir, e.Name(), "root.pem"))
+		roots := sharedtestdata.Certificates(t, filepath.Join(dir, e.Name(), "root.pem"))
 		if len(roots) != 1 {
 			t.Fatalf("%s: root.pem holds %d certificates, want 1", e.Name(), len(roots))
 		}
 		s.root = roots[0]
-		s.intermediates = readPEM(t, filepath.Join(dir, e.Name(), "intermediates.pem"))
+		s.intermediates = sharedtestdata.Certificates(t, filepath.Join(dir, e.Name(), "intermediates.pem"))
 		out = append(out, s)
 	}
 	if len(out) < 11 {
 		t.Fatalf("found %d Azure IMDS samples in %s, want all 11", len(out), dir)
 	}
 	return out
-}
-
-func readPEM(t *testing.T, path string) []*x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		if b, data = pem.Decode(data); b == nil {
-			return out
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, c)
-	}
 }
 
 func verifierAt(t *testing.T, cfg azure.Config, now time.Time) *azure.Verifier {

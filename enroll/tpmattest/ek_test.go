@@ -132,27 +132,6 @@ func tpmEKData(t testing.TB) string {
 	return filepath.Join(sharedtestdata.Attestation(t), "tpm-ek")
 }
 
-// readPEMCertificates reads a PEM file that may be empty.
-func readPEMCertificates(t testing.TB, path string) []*x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		if b, data = pem.Decode(data); b == nil {
-			return out
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, c)
-	}
-}
-
 // loadRealRoots loads root.pem and the non-empty intermediates.pem of the
 // folders with LoadEKRoots.
 func loadRealRoots(t testing.TB, base string, dirs ...string) *EKRoots {
@@ -216,7 +195,7 @@ func TestVerifyRealEK(t *testing.T) {
 		t.Run(c.dir, func(t *testing.T) {
 			t.Parallel()
 			der := readRealEK(t, base, c.dir)
-			if p := readPEMCertificates(t, filepath.Join(base, c.dir, "ek.pem")); len(p) != 1 || !bytes.Equal(p[0].Raw, der) {
+			if p := sharedtestdata.Certificates(t, filepath.Join(base, c.dir, "ek.pem")); len(p) != 1 || !bytes.Equal(p[0].Raw, der) {
 				t.Fatal("ek.pem and ek.der differ")
 			}
 			ek, err := ParseEKCertificate(der)
@@ -233,8 +212,8 @@ func TestVerifyRealEK(t *testing.T) {
 			}
 
 			roots := loadRealRoots(t, base, c.dir)
-			root := readPEMCertificates(t, filepath.Join(base, c.dir, "root.pem"))[0]
-			for _, cert := range append(readPEMCertificates(t, filepath.Join(base, c.dir, "intermediates.pem")), root, ek.Cert) {
+			root := sharedtestdata.Certificates(t, filepath.Join(base, c.dir, "root.pem"))[0]
+			for _, cert := range append(sharedtestdata.Certificates(t, filepath.Join(base, c.dir, "intermediates.pem")), root, ek.Cert) {
 				if c.issued.Before(cert.NotBefore) || c.issued.After(cert.NotAfter) || later.After(cert.NotAfter) {
 					t.Fatalf("pin %v or %v outside %v's validity [%v, %v]", c.issued, later, cert.Subject, cert.NotBefore, cert.NotAfter)
 				}
@@ -267,7 +246,7 @@ func TestVerifyRealEK(t *testing.T) {
 				bare := NewEKRoots([]*x509.Certificate{root}, nil)
 				_, err := bare.Verify(ek, nil, c.issued)
 				checkErr(t, err, ErrEKUntrusted)
-				sent := readPEMCertificates(t, filepath.Join(base, c.dir, "intermediates.pem"))
+				sent := sharedtestdata.Certificates(t, filepath.Join(base, c.dir, "intermediates.pem"))
 				_, err = bare.Verify(ek, sent, c.issued)
 				checkErr(t, err, nil)
 			}

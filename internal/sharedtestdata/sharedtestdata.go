@@ -10,6 +10,8 @@
 package sharedtestdata
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,4 +63,26 @@ func missing(tb testing.TB, why string) {
 		tb.Fatalf("sharedtestdata: the shared attestation evidence is required in CI: %s (set %s)", why, EnvDir)
 	}
 	tb.Skipf("sharedtestdata: shared attestation evidence not found (%s); set %s or put ../shared beside the repository", why, EnvDir)
+}
+
+// Certificates reads every CERTIFICATE of a PEM file in the shared data
+// (an empty file gives none), failing the test on anything unreadable.
+func Certificates(tb testing.TB, path string) []*x509.Certificate {
+	tb.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return out
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			tb.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, c)
+	}
 }
