@@ -129,6 +129,9 @@ func terminate(tb testing.TB, cfg store.Config, cond string) int {
 	return n
 }
 
+// testMaxConns is the PostgreSQL pool of a test store.
+const testMaxConns = 4
+
 // Config returns the configuration of a fresh, empty database of the given
 // driver, not yet opened: a file in tb.TempDir() for SQLite, a new schema
 // (dropped at the end of the test) for PostgreSQL, whose connections carry
@@ -140,7 +143,10 @@ func Config(tb testing.TB, driver string) store.Config {
 	case store.DriverSQLite:
 		return store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(tb.TempDir(), "workerca.db")}
 	case store.DriverPostgres:
-		return store.Config{Driver: store.DriverPostgres, DSN: postgresSchema(tb)}
+		// Four connections, not the server's default 16: tests open many
+		// stores at once, and each keeps its pool open, against one
+		// PostgreSQL's max_connections (100 by default).
+		return store.Config{Driver: store.DriverPostgres, DSN: postgresSchema(tb), MaxConns: testMaxConns}
 	default:
 		tb.Fatalf("storetest: unknown driver %q", driver)
 		return store.Config{}
