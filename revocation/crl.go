@@ -16,17 +16,19 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/workerca/workerca/internal/crlscope"
 )
 
 // ErrInvalidCRL reports a CRLRequest that BuildCRL refuses to sign; the
 // wrapping error says which field is wrong.
 var ErrInvalidCRL = errors.New("revocation: invalid CRL request")
 
-// CRL object identifiers (RFC 5280 §5.2.5, §5.3.2).
+// CRL entry object identifiers (RFC 5280 §5.3.1, §5.3.2); the
+// issuingDistributionPoint's is crlscope.OID, which relying parties read.
 var (
-	oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
-	oidInvalidityDate           = asn1.ObjectIdentifier{2, 5, 29, 24}
-	oidReasonCode               = asn1.ObjectIdentifier{2, 5, 29, 21}
+	oidInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
+	oidReasonCode     = asn1.ObjectIdentifier{2, 5, 29, 21}
 )
 
 // CRLReason values (RFC 5280 §5.3.1) that BuildCRL treats specially.
@@ -116,7 +118,7 @@ func BuildCRL(r CRLRequest) ([]byte, error) {
 		ThisUpdate: r.ThisUpdate.UTC(),
 		NextUpdate: r.NextUpdate.UTC(),
 		ExtraExtensions: []pkix.Extension{
-			{Id: oidIssuingDistributionPoint, Critical: true, Value: idp},
+			{Id: crlscope.OID, Critical: true, Value: idp},
 		},
 	}
 	// ECDSA signing draws randomness; the CRL's content does not depend
@@ -232,7 +234,7 @@ func checkCRLEntries(entries []CRLEntry, thisUpdate time.Time) error {
 			return fmt.Errorf("%w: entry %d (serial %x) revoked at %s, after thisUpdate %s", ErrInvalidCRL, i, e.Serial,
 				e.RevokedAt.UTC().Format(time.RFC3339), thisUpdate.UTC().Format(time.RFC3339))
 		}
-		if e.Reason < crlReasonUnspecified || e.Reason > crlReasonMax || e.Reason == crlReasonUnassigned || e.Reason == crlReasonRemoveFromCRL {
+		if !completeCRLReason(e.Reason) {
 			return fmt.Errorf("%w: entry %d (serial %x) has reason %d, not a CRLReason of a complete CRL (RFC 5280 §5.3.1)",
 				ErrInvalidCRL, i, e.Serial, e.Reason)
 		}
@@ -243,6 +245,13 @@ func checkCRLEntries(entries []CRLEntry, thisUpdate time.Time) error {
 		}
 	}
 	return checkCRLUnique(entries)
+}
+
+// completeCRLReason reports whether r is a CRLReason (RFC 5280 §5.3.1)
+// an entry of a complete CRL may carry: 0 to 10, but for 7 (unassigned)
+// and 8 (removeFromCRL, delta CRLs only).
+func completeCRLReason(r int) bool {
+	return r >= crlReasonUnspecified && r <= crlReasonMax && r != crlReasonUnassigned && r != crlReasonRemoveFromCRL
 }
 
 // checkCRLUnique refuses two entries with one serial. It sorts the

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/workerca/workerca/ca/catest"
 	"github.com/workerca/workerca/internal/linttest"
 	"github.com/workerca/workerca/internal/tooltest"
 	"github.com/workerca/workerca/revocation"
@@ -35,9 +36,6 @@ import (
 
 // shardURI is the distribution point of the shard the tests sign for.
 const shardURI = "http://127.0.0.1:8080/crl/3.crl"
-
-// epoch is the fixed instant the tests pin time to.
-func epoch() time.Time { return time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC) }
 
 // testCA is a real P-256 root and intermediate, as workerca's hierarchy
 // has them: the intermediate is a CA with path length 0, keyCertSign and
@@ -55,7 +53,7 @@ func newTestCA(t testing.TB) *testCA {
 // newTestCAWithKey is newTestCA with an intermediate key of any type.
 func newTestCAWithKey(t testing.TB, intermediateKey crypto.Signer) *testCA {
 	t.Helper()
-	now := epoch()
+	now := catest.Epoch
 	ca := &testCA{rootKey: newKey(t), intermediateKey: intermediateKey}
 	rootTmpl := &x509.Certificate{
 		Subject:               pkix.Name{Organization: []string{"workerca test"}, CommonName: "workerca test root"},
@@ -75,7 +73,7 @@ func newTestCAWithKey(t testing.TB, intermediateKey crypto.Signer) *testCA {
 // set, changes the template first (to make a faulty issuer).
 func (ca *testCA) newIntermediate(t testing.TB, key crypto.Signer, edit func(*x509.Certificate)) *x509.Certificate {
 	t.Helper()
-	now := epoch()
+	now := catest.Epoch
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{Organization: []string{"workerca test"}, CommonName: "workerca test intermediate"},
 		NotBefore:             now.Add(-time.Hour),
@@ -96,7 +94,7 @@ func (ca *testCA) newIntermediate(t testing.TB, key crypto.Signer, edit func(*x5
 // point is cdp.
 func (ca *testCA) newLeaf(t testing.TB, serial *big.Int, cdp string) *x509.Certificate {
 	t.Helper()
-	now := epoch()
+	now := catest.Epoch
 	id, err := url.Parse("spiffe://workers.test/pool/build/worker/" + serial.String())
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +168,7 @@ func randomSerial(t testing.TB) *big.Int {
 
 // request is a valid CRL request for shardURI with entries.
 func (ca *testCA) request(entries ...revocation.CRLEntry) revocation.CRLRequest {
-	now := epoch()
+	now := catest.Epoch
 	return revocation.CRLRequest{
 		Issuer:            ca.intermediate,
 		Signer:            ca.intermediateKey,
@@ -205,7 +203,7 @@ func findExtension(exts []pkix.Extension, oid asn1.ObjectIdentifier) (pkix.Exten
 func TestBuildCRLRoundTrip(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t)
-	now := epoch()
+	now := catest.Epoch
 	compromised := now.Add(-50 * time.Hour)
 	long := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 159), big.NewInt(1)) // 20 octets
 	entries := []revocation.CRLEntry{
@@ -336,15 +334,15 @@ func TestBuildCRLMatchesStdlib(t *testing.T) {
 		if r == 7 || r == 8 {
 			continue
 		}
-		e := revocation.CRLEntry{Serial: randomSerial(t), RevokedAt: epoch().Add(-time.Duration(r) * time.Hour), Reason: r}
+		e := revocation.CRLEntry{Serial: randomSerial(t), RevokedAt: catest.Epoch.Add(-time.Duration(r) * time.Hour), Reason: r}
 		if r%2 == 1 {
-			e.InvalidityDate = ptr(epoch().Add(-100 * time.Hour))
+			e.InvalidityDate = ptr(catest.Epoch.Add(-100 * time.Hour))
 		}
 		entries = append(entries, e)
 	}
 	// A run long enough that revokedCertificates needs 3 length octets.
 	for range 2000 {
-		entries = append(entries, revocation.CRLEntry{Serial: randomSerial(t), RevokedAt: epoch()})
+		entries = append(entries, revocation.CRLEntry{Serial: randomSerial(t), RevokedAt: catest.Epoch})
 	}
 	for _, tc := range []struct {
 		name          string
@@ -448,7 +446,7 @@ func TestBuildCRLOpenSSL(t *testing.T) {
 	t.Parallel()
 	openssl := tooltest.Require(t, "openssl")[0]
 	ca := newTestCA(t)
-	now := epoch()
+	now := catest.Epoch
 	revoked := ca.newLeaf(t, randomSerial(t), shardURI)
 	good := ca.newLeaf(t, randomSerial(t), shardURI)
 	otherShard := ca.newLeaf(t, randomSerial(t), "http://127.0.0.1:8080/crl/4.crl")
@@ -545,7 +543,7 @@ func TestBuildCRLOpenSSL(t *testing.T) {
 func TestBuildCRLLint(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t)
-	now := epoch()
+	now := catest.Epoch
 	var everyReason []revocation.CRLEntry
 	for i, reason := range []int{0, 1, 2, 3, 4, 5, 6, 9, 10} {
 		e := revocation.CRLEntry{Serial: randomSerial(t), RevokedAt: now.Add(-time.Duration(i+1) * time.Hour), Reason: reason}
@@ -597,7 +595,7 @@ func TestTestCALint(t *testing.T) {
 func TestBuildCRLRequests(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t)
-	now := epoch()
+	now := catest.Epoch
 	twoTo159 := new(big.Int).Lsh(big.NewInt(1), 159)
 	entry := func(serial int64) revocation.CRLEntry {
 		return revocation.CRLEntry{Serial: big.NewInt(serial), RevokedAt: now.Add(-time.Hour)}
@@ -705,7 +703,7 @@ func TestBuildCRLRequests(t *testing.T) {
 //	/usr/bin/time -v /tmp/revocation.test -test.run '^$' -test.bench 'BuildCRL/1M' -test.benchtime 1x -test.benchmem
 func BenchmarkBuildCRL(b *testing.B) {
 	ca := newTestCA(b)
-	now := epoch()
+	now := catest.Epoch
 	for _, size := range []struct {
 		name string
 		n    int

@@ -82,9 +82,6 @@ func (s *Service) CRL(shard int) (*CRL, error) {
 	return nil, fmt.Errorf("%w: shard %d not built yet", ErrNoCRL, shard)
 }
 
-// Shards is the number of CRL shards.
-func (s *Service) Shards() int { return s.cfg.CRLShards }
-
 // load reads the stored CRLs and builds each shard that has none, or
 // whose CRL is due.
 func (c *crlSet) load(ctx context.Context) error {
@@ -324,14 +321,6 @@ func (c *crlSet) resyncLater() {
 	c.dirtyMu.Unlock()
 }
 
-// Rebuild builds the shard's CRL now, for tests and the CLI.
-func (s *Service) Rebuild(ctx context.Context, shard int) error {
-	if shard < 0 || shard >= s.cfg.CRLShards {
-		return fmt.Errorf("%w: shard %d", ErrNoCRL, shard)
-	}
-	return s.crls.build(ctx, shard, time.Time{})
-}
-
 // build signs a new CRL for the shard and saves it, numbered above every
 // stored one: max(previous + 1, thisUpdate in Unix milliseconds). When
 // another replica stored a newer CRL first, it serves that one; and when
@@ -383,11 +372,8 @@ func (c *crlSet) buildOnce(ctx context.Context, shard int, since time.Time) erro
 			return nil
 		}
 		reason := 0
-		if e.Reason != nil {
-			reason = *e.Reason
-		}
-		if reason < 0 || reason > 10 || reason == 7 || reason == 8 {
-			reason = 0 // not a reason a CRL entry may carry; the revocation stands
+		if e.Reason != nil && completeCRLReason(*e.Reason) {
+			reason = *e.Reason // any other is not a reason a CRL entry may carry; the revocation stands
 		}
 		entries = append(entries, CRLEntry{Serial: serial, RevokedAt: e.RevokedAt.Truncate(time.Second), Reason: reason, InvalidityDate: e.InvalidityDate})
 		return nil

@@ -21,18 +21,19 @@ const (
 	PrivilegeWithdrawn   = status.PrivilegeWithdrawn
 )
 
-// reasons are the codes ParseReason knows, by name.
-var reasons = []Reason{Unspecified, KeyCompromise, CACompromise, AffiliationChanged, Superseded, CessationOfOperation, PrivilegeWithdrawn}
+// reasons are the codes workerca revokes for, in the order ReasonNames
+// lists them. cACompromise is not one: it is for CA certificates, and
+// workerca revokes end-entity certificates only.
+var reasons = []Reason{Unspecified, KeyCompromise, AffiliationChanged, Superseded, CessationOfOperation, PrivilegeWithdrawn}
 
 // ParseReason reads an RFC 5280 reason name; "" is unspecified.
-// cACompromise is refused: it is for CA certificates, and workerca
-// revokes end-entity certificates only.
+// cACompromise is refused (see reasons).
 func ParseReason(name string) (Reason, error) {
 	if name == "" {
 		return Unspecified, nil
 	}
 	for _, r := range reasons {
-		if r.String() == name && r != CACompromise {
+		if r.String() == name {
 			return r, nil
 		}
 	}
@@ -41,8 +42,8 @@ func ParseReason(name string) (Reason, error) {
 
 // ReasonNames lists the reasons ParseReason accepts.
 func ReasonNames() []string {
-	var out []string
-	for _, r := range []Reason{Unspecified, KeyCompromise, AffiliationChanged, Superseded, CessationOfOperation, PrivilegeWithdrawn} {
+	out := make([]string, 0, len(reasons))
+	for _, r := range reasons {
 		out = append(out, r.String())
 	}
 	return out

@@ -278,3 +278,39 @@ func TestReplicas(t *testing.T) {
 		t.Errorf("background loops logged errors: %v", errs)
 	}
 }
+
+// TestCRLOverdueBuiltByNonBuilder: a replica that is not the builder
+// serves the stored CRLs, and builds a shard itself only once its CRL is
+// halfway from due to expired, as when the builder holds the lease but
+// is stuck.
+func TestCRLOverdueBuiltByNonBuilder(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		t.Parallel()
+		// A tick of a second: CRLRebuild is shorter than crlTick.
+		h := newHarness(t, st, func(c *revocation.Config) { c.CRLRebuild = time.Second })
+		// The stuck builder: the lease is held, and nobody builds.
+		lease, ok, err := st.TryLease(context.Background(), revocation.CRLLeaseName)
+		if err != nil || !ok {
+			t.Fatalf("TryLease: %v, %v", ok, err)
+		}
+		t.Cleanup(lease.Release)
+		before := h.crl(t, h.svc, 0)
+		due := before.ThisUpdate.Add(time.Second)
+		halfway := due.Add(before.NextUpdate.Sub(due) / 2)
+		h.clock.Set(halfway.Add(-time.Minute))
+		h.run(t)
+
+		time.Sleep(2500 * time.Millisecond) // two ticks and more
+		if got := h.crl(t, h.svc, 0); got.Number != before.Number {
+			t.Fatalf("due but not overdue: the non-builder built CRL %d over %d", got.Number, before.Number)
+		}
+		overdue := halfway.Truncate(time.Second).Add(time.Second) // CRL times are whole seconds
+		h.clock.Set(overdue)
+		eventually(t, "overdue CRL not rebuilt by the non-builder", func() bool {
+			return h.crl(t, h.svc, 0).Number > before.Number
+		})
+		if got := h.crl(t, h.svc, 0); !got.ThisUpdate.Equal(overdue) {
+			t.Errorf("rebuilt CRL's thisUpdate %v, want %v", got.ThisUpdate, overdue)
+		}
+	})
+}

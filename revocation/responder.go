@@ -74,14 +74,6 @@ func newResponder(s *Service) *responder {
 	return &responder{s: s, cache: map[answerKey]*cachedAnswer{}}
 }
 
-// ResponderCertificate returns the current delegated responder
-// certificate.
-func (s *Service) ResponderCertificate() *x509.Certificate {
-	s.ocsp.mu.RLock()
-	defer s.ocsp.mu.RUnlock()
-	return s.ocsp.cert
-}
-
 // renew gets a new responder certificate and key, and drops every answer
 // the old one signed.
 func (r *responder) renew(ctx context.Context) error {
@@ -176,28 +168,32 @@ func errorAnswer(st ocsp.ResponseStatus) *OCSPAnswer {
 }
 
 // OCSP answers one DER OCSP request (RFC 6960). It always returns an
-// answer: malformedRequest for garbage, unauthorized for another issuer,
-// tryLater when the ledger is down and nothing valid is cached, else a
+// answer: malformedRequest for garbage, tryLater before Start,
+// unauthorized for another issuer, tryLater when the ledger is down and
+// nothing valid is cached, else a
 // signed good, revoked or unknown (a serial this CA never issued).
 func (s *Service) OCSP(ctx context.Context, der []byte) *OCSPAnswer {
 	req, err := ocsp.ParseRequest(der)
 	if err != nil {
 		return errorAnswer(ocsp.MalformedRequest)
 	}
-	if !req.MatchesIssuer(s.cfg.Issuer) {
-		return errorAnswer(ocsp.Unauthorized)
-	}
 	r := s.ocsp
 	key := answerKey{ca.SerialHex(req.SerialNumber), req.HashAlgorithm}
 	now := s.cfg.Clock()
 	r.mu.RLock()
-	cached, epoch := r.cache[key], r.epoch
+	signer, cached, epoch := r.signer, r.cache[key], r.epoch
 	r.mu.RUnlock()
+	if signer == nil { // not started
+		return errorAnswer(ocsp.TryLater)
+	}
+	if !signer.MatchesIssuer(req) {
+		return errorAnswer(ocsp.Unauthorized)
+	}
 	if cached != nil && !r.stale(cached, now) {
 		if req.Nonce == nil {
 			return cached.answer
 		}
-		return r.sign(req, cached.status, now, epoch, false)
+		return r.sign(req, key, cached.status, now, epoch, false)
 	}
 	st, err := s.lookup(ctx, key.serial)
 	if err != nil {
@@ -208,7 +204,7 @@ func (s *Service) OCSP(ctx context.Context, der []byte) *OCSPAnswer {
 		s.cfg.Logger.ErrorContext(ctx, "OCSP: ledger unavailable", "error", err)
 		return errorAnswer(ocsp.TryLater)
 	}
-	return r.sign(req, st, now, epoch, st.status != ocsp.Unknown)
+	return r.sign(req, key, st, now, epoch, st.status != ocsp.Unknown)
 }
 
 // lookup reads a certificate's status from the ledger.
@@ -230,9 +226,9 @@ func (s *Service) lookup(ctx context.Context, serial string) (certStatus, error)
 	return certStatus{status: ocsp.Revoked, revokedAt: c.RevokedAt.UTC().Truncate(time.Second), reason: reason}, nil
 }
 
-// sign signs an answer; without a nonce it is cached when cache is set
-// and no forget or renewal happened since epoch.
-func (r *responder) sign(req *ocsp.Request, st certStatus, now time.Time, epoch uint64, cache bool) *OCSPAnswer {
+// sign signs an answer; without a nonce it is cached under key when cache
+// is set and no forget or renewal happened since epoch.
+func (r *responder) sign(req *ocsp.Request, key answerKey, st certStatus, now time.Time, epoch uint64, cache bool) *OCSPAnswer {
 	r.mu.RLock()
 	signer, cert := r.signer, r.cert
 	r.mu.RUnlock()
@@ -283,7 +279,7 @@ func (r *responder) sign(req *ocsp.Request, st certStatus, now time.Time, epoch 
 				delete(r.cache, k)
 			}
 		}
-		r.cache[answerKey{ca.SerialHex(req.SerialNumber), req.HashAlgorithm}] = &cachedAnswer{answer: a, status: st}
+		r.cache[key] = &cachedAnswer{answer: a, status: st}
 	}
 	return a
 }

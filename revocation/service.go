@@ -95,8 +95,8 @@ type Service struct {
 	status *ca.JOSESigner
 }
 
-// New checks cfg and returns a Service. Call Run to build the CRLs and
-// get the responder certificate before serving.
+// New checks cfg and returns a Service. Call Start to build the CRLs and
+// get the responder certificate before serving, then Run.
 func New(cfg Config) (*Service, error) {
 	if cfg.Ledger == nil || cfg.Issuer == nil || cfg.Signer == nil || cfg.IssueResponder == nil || cfg.StatusKey == nil {
 		return nil, errors.New("revocation: ledger, issuer, signer, responder issuer and status key are required")
@@ -243,7 +243,7 @@ func (s *Service) check(req *Request, now time.Time) error {
 		}
 		req.Serial = ca.SerialHex(n)
 	}
-	if !slices.Contains(reasons, req.Reason) || req.Reason == CACompromise {
+	if !slices.Contains(reasons, req.Reason) {
 		return fmt.Errorf("%w: reason %d", ErrInvalidRequest, int(req.Reason))
 	}
 	if req.InvalidityDate != nil {

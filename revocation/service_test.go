@@ -148,29 +148,13 @@ func newHarness(t *testing.T, st *store.Store, edit ...func(*revocation.Config))
 // ledger: a restart, or a second replica.
 func (h *harness) start(t *testing.T) *revocation.Service {
 	t.Helper()
-	svc, err := revocation.New(h.cfg)
-	if err != nil {
-		t.Fatalf("revocation.New: %v", err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	return svc
+	return h.replica(t, h.cfg.Ledger)
 }
 
 // run runs the service's background loops until the test ends.
 func (h *harness) run(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.svc.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runService(t, h.svc)
 }
 
 // enroll issues and records a worker certificate with a one-time token,
@@ -484,8 +468,6 @@ type parsedCRL struct {
 	list *x509.RevocationList
 }
 
-var oidIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
-
 // crl returns svc's CRL of shard after checking what every shard CRL
 // must be: signed by the intermediate, v2 with AKI and number, the
 // configured validity, a critical IDP naming the shard's URL, and the
@@ -512,14 +494,11 @@ func (h *harness) crl(t *testing.T, svc *revocation.Service, shard int) parsedCR
 	if !bytes.Equal(l.AuthorityKeyId, h.h.Intermediate.SubjectKeyId) {
 		t.Errorf("CRL(%d): AKI %x, want %x", shard, l.AuthorityKeyId, h.h.Intermediate.SubjectKeyId)
 	}
-	idp := false
-	for _, e := range l.Extensions {
-		if e.Id.Equal(oidIssuingDistributionPoint) {
-			idp = e.Critical && bytes.Contains(e.Value, []byte(ca.CRLShardURL(testCRLBase, shard)))
-		}
-	}
-	if !idp {
-		t.Errorf("CRL(%d): no critical IDP naming %s", shard, ca.CRLShardURL(testCRLBase, shard))
+	want := ca.CRLShardURL(testCRLBase, shard)
+	if e, ok := findExtension(l.Extensions, oidIDP); !ok || !e.Critical {
+		t.Errorf("CRL(%d): no critical IDP naming %s", shard, want)
+	} else if uri, _ := parseIDP(t, e.Value); string(uri) != want {
+		t.Errorf("CRL(%d): IDP names %s, want %s", shard, uri, want)
 	}
 	return parsedCRL{CRL: c, list: l}
 }

@@ -67,7 +67,6 @@ type RevokeResult struct {
 // also notifies the certificates it revoked to every ListenRevocations.
 func (s *Store) Revoke(ctx context.Context, r Revocation) (*RevokeResult, error) {
 	col, arg, err := r.selector()
-	where := col + " = ?"
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +83,7 @@ func (s *Store) Revoke(ctx context.Context, r Revocation) (*RevokeResult, error)
 	}
 	var res RevokeResult
 	err = s.inTx(ctx, "revoke", func(tx *gorm.DB) error {
-		q := tx.Model(&Certificate{}).Where(where, arg)
+		q := tx.Model(&Certificate{}).Where(col+" = ?", arg)
 		if r.Serial == "" {
 			q = q.Where("not_after > ?", validFrom)
 		}
@@ -117,20 +116,18 @@ func (s *Store) Revoke(ctx context.Context, r Revocation) (*RevokeResult, error)
 			seen[before[i].Serial] = true
 		}
 		events := make([]AuditEvent, 0, len(after))
+		detail := fmt.Sprintf(`{"reason":%d,"selector":%q}`, r.Reason, col)
 		for i := range after {
 			if seen[after[i].Serial] {
 				continue // revoked before at the same instant: not ours
 			}
 			after[i].normalize()
 			res.Revoked = append(res.Revoked, after[i])
-			detail := fmt.Sprintf(`{"reason":%d,"selector":%q}`, r.Reason, col)
+			// at is normalized already (utc).
 			events = append(events, AuditEvent{At: at, Actor: r.Actor, Action: "certificate.revoked", Target: after[i].Serial, Detail: detail})
 		}
 		res.AlreadyRevoked = before
 		if len(events) > 0 {
-			for i := range events {
-				events[i].normalize()
-			}
 			if err := tx.CreateInBatches(events, 500).Error; err != nil {
 				return fmt.Errorf("store: revoke: audit: %w", err)
 			}

@@ -508,11 +508,20 @@ func TestMatchesIssuer(t *testing.T) {
 			return r
 		}, issuer: c.inter},
 	}
+	// The Responder of an issuer answers as Request.MatchesIssuer does
+	// for it, from the hashes it computed once.
+	responders := map[*x509.Certificate]*ocsp.Responder{c.inter: c.responderFor(t), other.inter: other.responderFor(t)}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := tt.req(t).MatchesIssuer(tt.issuer); got != tt.want {
+			req := tt.req(t)
+			if got := req.MatchesIssuer(tt.issuer); got != tt.want {
 				t.Errorf("MatchesIssuer = %t, want %t", got, tt.want)
+			}
+			if r, ok := responders[tt.issuer]; ok {
+				if got := r.MatchesIssuer(req); got != tt.want {
+					t.Errorf("Responder.MatchesIssuer = %t, want %t", got, tt.want)
+				}
 			}
 		})
 	}

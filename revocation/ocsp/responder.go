@@ -1,6 +1,7 @@
 package ocsp
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -100,6 +101,17 @@ func New(cfg Config) (*Responder, error) {
 		r.rand = rand.Reader
 	}
 	return r, nil
+}
+
+// MatchesIssuer reports whether req asks about a certificate of the
+// responder's issuer, as req.MatchesIssuer(cfg.Issuer) does, but from the
+// CertID hashes New computed: nothing is hashed per request.
+func (r *Responder) MatchesIssuer(req *Request) bool {
+	if req == nil {
+		return false
+	}
+	ids, ok := r.certIDs[req.HashAlgorithm]
+	return ok && bytes.Equal(ids.name, req.IssuerNameHash) && bytes.Equal(ids.key, req.IssuerKeyHash)
 }
 
 // signatureAlgorithm returns the DER AlgorithmIdentifier and the hash with
