@@ -146,7 +146,7 @@ func (p *Pruner) Run(ctx context.Context) {
 			p.cfg.Logger.DebugContext(ctx, "prune skipped: another replica holds the lock")
 		case err != nil && ctx.Err() == nil:
 			p.cfg.Logger.ErrorContext(ctx, "prune failed", "error", err)
-		case err == nil && res.Certificates+res.Artifacts+res.Challenges+res.TPMSessions > 0:
+		case err == nil && res.Batches > 0: // a batch counts only when it deleted rows
 			p.cfg.Logger.InfoContext(ctx, "pruned", "certificates", res.Certificates, "artifacts", res.Artifacts,
 				"challenges", res.Challenges, "tpm_sessions", res.TPMSessions, "batches", res.Batches)
 		}

@@ -308,26 +308,9 @@ func TestRegisterArtifact_SerializesWithRevocation(t *testing.T) {
 			t.Parallel()
 			ctx := ctxT(t)
 			cfg := storetest.Config(t, store.DriverPostgres)
-			s, err := store.Open(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := storetest.OpenConfig(t, cfg)
 			issueCert(t, s, testCert("01", "w1", "p", now), now)
-
-			conn, err := pgx.Connect(ctx, cfg.DSN)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-			if _, err := tx.Exec(ctx, `UPDATE certificates SET revoked_at = $1, revocation_reason = 1 WHERE serial = '01'`, now); err != nil {
-				t.Fatal(err)
-			}
+			end := holdUpdate(t, cfg, `UPDATE certificates SET revoked_at = $1, revocation_reason = 1 WHERE serial = '01'`, now)
 
 			done := make(chan error, 1)
 			go func() {
@@ -339,16 +322,41 @@ func TestRegisterArtifact_SerializesWithRevocation(t *testing.T) {
 				t.Fatalf("registration finished (err = %v) while the revocation was uncommitted; want it to wait", err)
 			case <-time.After(300 * time.Millisecond):
 			}
-			if tc.commit {
-				err = tx.Commit(ctx)
-			} else {
-				err = tx.Rollback(ctx)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			end(tc.commit)
 			checkErr(t, <-done, tc.wantErr)
 		})
+	}
+}
+
+// holdUpdate runs sql on a second PostgreSQL connection to cfg's
+// database, in a transaction it leaves open: a concurrent writer holding
+// the rows it changed until end commits (commit true) or rolls back. What
+// is still open at the end of the test is rolled back.
+func holdUpdate(t *testing.T, cfg store.Config, sql string, args ...any) (end func(commit bool)) {
+	t.Helper()
+	ctx := ctxT(t)
+	conn, err := pgx.Connect(ctx, cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.WithoutCancel(ctx)) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(ctx)) })
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		t.Fatal(err)
+	}
+	return func(commit bool) {
+		t.Helper()
+		end := tx.Rollback
+		if commit {
+			end = tx.Commit
+		}
+		if err := end(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,7 +43,6 @@ type PruneResult struct {
 // key matches where, with one argument per "?" in where, all o.Now.
 type pruneTarget struct {
 	table, key, where string
-	nows              int
 	count             *int64
 }
 
@@ -139,21 +139,27 @@ func (t pruneTarget) deleteBatch(now time.Time, batch int, postgres bool) (strin
 	}
 	stmt := fmt.Sprintf(`DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT ?%[4]s)`,
 		t.table, t.key, t.where, lock)
-	args := make([]any, 0, t.nows+1)
-	for range t.nows {
-		args = append(args, now)
+	return stmt, append(t.whereArgs(now), batch)
+}
+
+// whereArgs returns the arguments of t.where: now, once per "?".
+func (t pruneTarget) whereArgs(now time.Time) []any {
+	n := strings.Count(t.where, "?")
+	args := make([]any, n, n+1)
+	for i := range args {
+		args[i] = now
 	}
-	return stmt, append(args, batch)
+	return args
 }
 
 // pruneTargets returns the tables Prune deletes from, in order, counting
 // into res.
 func pruneTargets(res *PruneResult) []pruneTarget {
 	return []pruneTarget{
-		{table: "artifacts", key: "sig_sha256", where: `artifacts.expires_at < ?`, nows: 1, count: &res.Artifacts},
-		{table: "certificates", key: "serial", where: certificatePruneWhere, nows: 2, count: &res.Certificates},
-		{table: "challenges", key: "nonce_hash", where: `challenges.expires_at < ?`, nows: 1, count: &res.Challenges},
-		{table: "tpm_sessions", key: "session_hash", where: `tpm_sessions.expires_at < ?`, nows: 1, count: &res.TPMSessions},
+		{table: "artifacts", key: "sig_sha256", where: `artifacts.expires_at < ?`, count: &res.Artifacts},
+		{table: "certificates", key: "serial", where: certificatePruneWhere, count: &res.Certificates},
+		{table: "challenges", key: "nonce_hash", where: `challenges.expires_at < ?`, count: &res.Challenges},
+		{table: "tpm_sessions", key: "session_hash", where: `tpm_sessions.expires_at < ?`, count: &res.TPMSessions},
 	}
 }
 
@@ -182,12 +188,8 @@ func (s *Store) pruneTable(ctx context.Context, t pruneTarget, now time.Time, ba
 // countPrunable counts t's rows Prune would delete, and the batches it
 // would take.
 func (s *Store) countPrunable(ctx context.Context, t pruneTarget, now time.Time, batch int, res *PruneResult) error {
-	args := make([]any, 0, t.nows)
-	for range t.nows {
-		args = append(args, now)
-	}
 	var n int64
-	err := s.db.WithContext(ctx).Raw(fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE %s`, t.table, t.where), args...).Scan(&n).Error
+	err := s.db.WithContext(ctx).Raw(fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE %s`, t.table, t.where), t.whereArgs(now)...).Scan(&n).Error
 	if err != nil {
 		return fmt.Errorf("store: count prunable %s: %w", t.table, err)
 	}

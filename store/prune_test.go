@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/workerca/workerca/store"
 	"github.com/workerca/workerca/store/storetest"
 )
@@ -365,27 +363,10 @@ func TestPrune_SkipsRowsOthersHold(t *testing.T) {
 			t.Parallel()
 			ctx := ctxT(t)
 			cfg := storetest.Config(t, store.DriverPostgres)
-			s, err := store.Open(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := storetest.OpenConfig(t, cfg)
 			issueCert(t, s, retainedCert("01", nil, day0), day0)
 			issueCert(t, s, retainedCert("02", nil, day0), day0)
-
-			conn, err := pgx.Connect(ctx, cfg.DSN)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			tx, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-			if _, err := tx.Exec(ctx, `UPDATE certificates SET retain_until = $1 WHERE serial = '01'`, day0.Add(90*day)); err != nil {
-				t.Fatal(err)
-			}
+			end := holdUpdate(t, cfg, `UPDATE certificates SET retain_until = $1 WHERE serial = '01'`, day0.Add(90*day))
 
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -396,14 +377,7 @@ func TestPrune_SkipsRowsOthersHold(t *testing.T) {
 			if res.Certificates != 1 || exists(t, s, "02") {
 				t.Fatalf("Prune = %+v, 02 kept = %v; want the free row deleted", res, exists(t, s, "02"))
 			}
-			if tc.commit {
-				err = tx.Commit(ctx)
-			} else {
-				err = tx.Rollback(ctx)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			end(tc.commit)
 			prune(t, s, store.PruneOptions{Now: day0.Add(30 * day)})
 			if exists(t, s, "01") != tc.wantKept {
 				t.Fatalf("after the next run: 01 kept = %v, want %v", !tc.wantKept, tc.wantKept)

@@ -135,13 +135,10 @@ func sign(t *testing.T, w worker, content string) (string, string) {
 	return d, jws
 }
 
-func digestOf(content string) string {
-	sum := sha256.Sum256([]byte(content))
-	return hex.EncodeToString(sum[:])
-}
-
-func hashOf(jws string) string {
-	sum := sha256.Sum256([]byte(jws))
+// digestOf is the lowercase hex SHA-256 of s: an artifact's digest, or a
+// signature's hash as a receipt carries it.
+func digestOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -159,7 +156,7 @@ func (h *harness) receipt(t *testing.T, reg registration) string {
 	now := h.clock.Now()
 	r, err := h.receipts.Sign(artifact.Receipt{
 		SHA256: reg.digest, Serial: reg.w.serial, SPIFFEID: reg.w.leaf().URIs[0].String(),
-		RegisteredAt: now, ExpiresAt: now.Add(reg.keep), SignatureSHA256: hashOf(reg.jws),
+		RegisteredAt: now, ExpiresAt: now.Add(reg.keep), SignatureSHA256: digestOf(reg.jws),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,32 @@ func (want expect) check(t *testing.T, res *verifier.Result, err error) {
 	}
 }
 
+// verdictCase is a case of TestArtifact or TestCertificate: run on a
+// fresh harness, it must end as want says.
+type verdictCase struct {
+	name string
+	run  func(t *testing.T, h *harness) (*verifier.Result, error)
+	want expect
+}
+
+// runVerdictCases runs each case on a fresh harness of each ledger driver.
+func runVerdictCases(t *testing.T, tests []verdictCase) {
+	t.Helper()
+	for _, driver := range storetest.Drivers(t) {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					h := newHarness(t, driver)
+					res, err := tc.run(t, h)
+					tc.want.check(t, res, err)
+				})
+			}
+		})
+	}
+}
+
 func newVerifier(t *testing.T, cfg verifier.Config) *verifier.Verifier {
 	t.Helper()
 	v, err := verifier.New(cfg)
@@ -111,11 +137,7 @@ func TestArtifact(t *testing.T) {
 	ok := func(src string) expect {
 		return expect{code: verifier.CodeOK, atSource: src, revocation: verifier.RevocationGood}
 	}
-	tests := []struct {
-		name string
-		run  func(t *testing.T, h *harness) (*verifier.Result, error)
-		want expect
-	}{
+	tests := []verdictCase{
 		{"ok/now-without-receipt", func(t *testing.T, h *harness) (*verifier.Result, error) {
 			s := h.signed(t)
 			res, err := newVerifier(t, h.config()).Artifact(t.Context(), s.req(false))
@@ -420,19 +442,7 @@ func TestArtifact(t *testing.T) {
 			return newVerifier(t, cfg).Artifact(t.Context(), s.req(true))
 		}, expect{err: verifier.ErrUnavailable}},
 	}
-	for _, driver := range storetest.Drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			t.Parallel()
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					h := newHarness(t, driver)
-					res, err := tc.run(t, h)
-					tc.want.check(t, res, err)
-				})
-			}
-		})
-	}
+	runVerdictCases(t, tests)
 }
 
 // mint signs a worker-like certificate for a fresh key with the
@@ -475,11 +485,7 @@ func (h *harness) mintKU(t *testing.T, ku x509.KeyUsage, uris ...string) *x509.C
 // and the identity rules, on each ledger.
 func TestCertificate(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		run  func(t *testing.T, h *harness) (*verifier.Result, error)
-		want expect
-	}{
+	tests := []verdictCase{
 		{"ok/now", func(t *testing.T, h *harness) (*verifier.Result, error) {
 			w := h.enroll(t, "deploy", "d-1")
 			return newVerifier(t, h.config()).Certificate(t.Context(), verifier.CertRequest{Chain: w.chain})
@@ -550,19 +556,7 @@ func TestCertificate(t *testing.T) {
 			return newVerifier(t, h.config()).Certificate(t.Context(), verifier.CertRequest{Chain: []*x509.Certificate{h.h.Intermediate}})
 		}, expect{code: verifier.CodeUntrustedChain}},
 	}
-	for _, driver := range storetest.Drivers(t) {
-		t.Run(driver, func(t *testing.T) {
-			t.Parallel()
-			for _, tc := range tests {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					h := newHarness(t, driver)
-					res, err := tc.run(t, h)
-					tc.want.check(t, res, err)
-				})
-			}
-		})
-	}
+	runVerdictCases(t, tests)
 }
 
 // TestNew checks Config validation.

@@ -53,13 +53,22 @@ func (s signer) sign(t *testing.T, digest, name string) string {
 	return jws
 }
 
+// registration is POST /v1/artifacts with body as JSON, presenting cert
+// over mTLS (none when nil).
+func registration(t *testing.T, body any, cert *tls.Certificate) request {
+	t.Helper()
+	return request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: mustJSON(t, body), cert: cert}
+}
+
+// withAuth is r with the API key auth as its bearer token.
+func withAuth(r request, auth string) request {
+	r.auth = auth
+	return r
+}
+
 func (f *fixture) register(t *testing.T, cert *tls.Certificate, body any) response {
 	t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f.do(t, request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: b, cert: cert})
+	return f.do(t, registration(t, body, cert))
 }
 
 // pinTLS makes the fixture's client check the server certificate at the
@@ -217,25 +226,18 @@ func TestArtifactRegistration(t *testing.T) {
 			status int
 			code   string
 		}{
-			{"fail/no-client-certificate", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: mustJSON(t, good(w))}, 401, "client_certificate_required"},
-			{"fail/api-key", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: mustJSON(t, good(w)), auth: admin}, 403, "api_key_not_allowed"},
-			{"fail/signed-by-another-worker", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: mustJSON(t, good(other)), cert: w.tls}, 403, "signer_not_caller"},
-			{"fail/revoked-certificate", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: mustJSON(t, good(revoked)), cert: revoked.tls}, 401, "certificate_revoked"},
-			{"fail/signature-tampered", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": parts[0] + "." + parts[1] + "." + parts[2][:10] + "AAAA" + parts[2][14:], "expires_at": exp}), cert: w.tls}, 400, "signature_invalid"},
-			{"fail/signature-garbage", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": "not.a.jws", "expires_at": exp}), cert: w.tls}, 400, "signature_malformed"},
-			{"fail/expires-in-the-past", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": jws, "expires_at": catest.Epoch.Add(-time.Second)}), cert: w.tls}, 400, "invalid_request"},
-			{"fail/expires-beyond-max-lifetime", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": w.sign(t, digestOf("far"), ""), "expires_at": catest.Epoch.Add(6 * 365 * day)}), cert: w.tls}, 400, "invalid_request"},
-			{"fail/no-expiry", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": jws}), cert: w.tls}, 400, "invalid_request"},
-			{"fail/unknown-field", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": jws, "expires_at": exp, "receipt": "x"}), cert: w.tls}, 400, "invalid_json"},
+			{"fail/no-client-certificate", registration(t, good(w), nil), 401, "client_certificate_required"},
+			{"fail/api-key", withAuth(registration(t, good(w), nil), admin), 403, "api_key_not_allowed"},
+			{"fail/signed-by-another-worker", registration(t, good(other), w.tls), 403, "signer_not_caller"},
+			{"fail/revoked-certificate", registration(t, good(revoked), revoked.tls), 401, "certificate_revoked"},
+			{"fail/signature-tampered", registration(t, map[string]any{"signature": parts[0] + "." + parts[1] + "." + parts[2][:10] + "AAAA" + parts[2][14:], "expires_at": exp}, w.tls), 400, "signature_invalid"},
+			{"fail/signature-garbage", registration(t, map[string]any{"signature": "not.a.jws", "expires_at": exp}, w.tls), 400, "signature_malformed"},
+			{"fail/expires-in-the-past", registration(t, map[string]any{"signature": jws, "expires_at": catest.Epoch.Add(-time.Second)}, w.tls), 400, "invalid_request"},
+			{"fail/expires-beyond-max-lifetime", registration(t, map[string]any{"signature": w.sign(t, digestOf("far"), ""), "expires_at": catest.Epoch.Add(6 * 365 * day)}, w.tls), 400, "invalid_request"},
+			{"fail/no-expiry", registration(t, map[string]any{"signature": jws}, w.tls), 400, "invalid_request"},
+			{"fail/unknown-field", registration(t, map[string]any{"signature": jws, "expires_at": exp, "receipt": "x"}, w.tls), 400, "invalid_json"},
 			{"fail/not-json", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json", body: []byte("{"), cert: w.tls}, 400, "invalid_json"},
-			{"fail/oversize", request{method: http.MethodPost, path: "/v1/artifacts", contentType: "application/json",
-				body: mustJSON(t, map[string]any{"signature": strings.Repeat("A", web.MaxBodyBytes), "expires_at": exp}), cert: w.tls}, 413, "body_too_large"},
+			{"fail/oversize", registration(t, map[string]any{"signature": strings.Repeat("A", web.MaxBodyBytes), "expires_at": exp}, w.tls), 413, "body_too_large"},
 			{"fail/lookup-unknown", request{method: http.MethodGet, path: "/v1/artifacts/" + digestOf("never")}, 404, "artifact_not_found"},
 			{"fail/lookup-bad-digest", request{method: http.MethodGet, path: "/v1/artifacts/" + strings.ToUpper(digest)}, 400, "invalid_request"},
 			{"fail/lookup-plain-http", request{method: http.MethodGet, path: "/v1/artifacts/" + digest, plain: true}, 403, "https_required"},

@@ -128,15 +128,16 @@ func (r *Registry) Register(ctx context.Context, req Request) (*Registration, er
 	case exp.Sub(now) > r.cfg.MaxLifetime:
 		return nil, fmt.Errorf("%w: expires_at is more than %s ahead", ErrInvalid, r.cfg.MaxLifetime)
 	}
+	sigHash := sig.Hash()
 	receipt, err := r.signer.Sign(artifact.Receipt{
 		SHA256: sig.Payload.SHA256, Serial: req.Worker.Serial, SPIFFEID: req.Worker.SPIFFEID,
-		RegisteredAt: now, ExpiresAt: exp, SignatureSHA256: sig.Hash(),
+		RegisteredAt: now, ExpiresAt: exp, SignatureSHA256: sigHash,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a := store.Artifact{
-		SigSHA256: sig.Hash(), SHA256: sig.Payload.SHA256, Name: sig.Payload.Name,
+		SigSHA256: sigHash, SHA256: sig.Payload.SHA256, Name: sig.Payload.Name,
 		Serial: req.Worker.Serial, WorkerID: req.Worker.WorkerID, Pool: req.Worker.Pool, SPIFFEID: req.Worker.SPIFFEID,
 		Signature: sig.Compact, Receipt: receipt, RegisteredAt: now, ExpiresAt: exp,
 	}

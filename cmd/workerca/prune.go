@@ -19,7 +19,8 @@ func pruneCmd(e *env) *cobra.Command {
 retention.prune_interval: it deletes artifact registrations past their expires_at,
 certificates past their retain_until (max(notAfter + retention.safety_buffer, the
 latest expires_at of an artifact they signed); a revoked certificate stays until its
-shard's CRL was issued after its notAfter), and expired enrollment challenges.
+shard's CRL was issued after its notAfter), and expired enrollment challenges
+and TPM sessions.
 Deletes go in batches of retention.prune_batch rows, each its own transaction.
 
 It takes the same lock as the servers, so it waits for no one: if a replica is
@@ -65,6 +66,6 @@ nothing. It reads the ledger named in the configuration directly.`,
 	f.StringVar(&configPath, "config", "", "path of workerca.json (required)")
 	f.StringVar(&db, "db", "", "override the configured ledger (PostgreSQL URL or SQLite file)")
 	f.BoolVar(&dryRun, "dry-run", false, "count what would be deleted; delete nothing")
-	f.BoolVar(&asJSON, "json", false, "print {dry_run, certificates, artifacts, challenges, batches} as JSON")
+	f.BoolVar(&asJSON, "json", false, "print {dry_run, certificates, artifacts, challenges, tpm_sessions, batches} as JSON")
 	return cmd
 }
