@@ -70,8 +70,6 @@ type TPMPool struct {
 	EK string
 }
 
-func (p TPMPool) poolName() string { return p.Pool }
-
 func (p TPMPool) admits(registered bool) bool {
 	switch p.EK {
 	case TPMEKCertificate:
@@ -124,6 +122,15 @@ type tpmLedger interface {
 // public key's PKIX DER.
 func TPMWorkerID(ekSHA256 string) string {
 	return "ek-" + ekSHA256[:32]
+}
+
+// RegisteredWorkerID is the worker ID of a registered EK: the one its
+// registration names, else TPMWorkerID.
+func RegisteredWorkerID(r *store.TPMEK) string {
+	if r.WorkerID != "" {
+		return r.WorkerID
+	}
+	return TPMWorkerID(r.EKSHA256)
 }
 
 // validEKHash reports whether s is 64 lowercase hex digits.
@@ -255,7 +262,7 @@ func (s *Service) tpmEK(ctx context.Context, in tpmwire.EK) (*tpmEK, error) {
 	default:
 		return nil, fmt.Errorf("%w: ek: its certificate or its public key is required", ErrEvidenceMalformed)
 	}
-	hash, err := tpmattest.EKPublicHash(out.pub)
+	hash, err := tpmwire.EKSHA256(out.pub)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEvidenceMalformed, err)
 	}
@@ -300,11 +307,7 @@ func (s *Service) tpmIdentity(ek *tpmEK, asked string) (pool, worker string, err
 		if !ok || !p.admits(true) {
 			return "", "", fmt.Errorf("%w: pool %s does not admit registered TPM EKs", ErrAttestationNotAllowed, r.Pool)
 		}
-		worker = r.WorkerID
-		if worker == "" {
-			worker = TPMWorkerID(ek.hash)
-		}
-		return r.Pool, worker, nil
+		return r.Pool, RegisteredWorkerID(r), nil
 	}
 	var admitting []TPMPool
 	for _, p := range s.cfg.TPM.Pools {
@@ -341,36 +344,14 @@ func (s *Service) tpmPool(name string) (TPMPool, bool) {
 // wrong secret burns the session.
 func (s *Service) FinishTPM(ctx context.Context, req tpmwire.FinishRequest) (*Result, error) {
 	start := s.cfg.Clock()
-	if s.cfg.TPM == nil {
-		return nil, fmt.Errorf("%w: method %s is not configured on this CA", ErrUnknownMethod, MethodTPM)
-	}
-	if !validSessionHandle(req.Session) {
-		return nil, fmt.Errorf("%w: not a session from %s", ErrSessionInvalid, tpmwire.StartPath)
-	}
-	if len(req.Secret) == 0 || len(req.Secret) > 64 {
-		return nil, fmt.Errorf("%w: secret must be 1 to 64 bytes", ErrInvalidRequest)
-	}
-	hash := hashNonce(req.Session)
-	sess, err := s.cfg.Ledger.TPMSession(ctx, hash)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("%w: never issued or pruned", ErrSessionInvalid)
-	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
-	case sess.UsedAt != nil:
-		return nil, fmt.Errorf("%w: at %s", ErrSessionUsed, sess.UsedAt.Format(time.RFC3339))
-	case !s.cfg.Clock().Before(sess.ExpiresAt):
-		return nil, fmt.Errorf("%w: at %s", ErrSessionExpired, sess.ExpiresAt.Format(time.RFC3339))
-	}
-	sum := sha256.Sum256(req.Secret)
-	want, err := hex.DecodeString(sess.SecretHash)
-	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
-		if _, berr := s.cfg.Ledger.BurnChallenge(ctx, hash, s.cfg.Clock()); berr != nil {
-			s.cfg.Logger.ErrorContext(ctx, "burning a TPM session", "error", berr)
+	sess, hash, err := s.tpmSession(ctx, req)
+	if err != nil {
+		pool := "unknown"
+		if sess != nil {
+			pool = sess.Pool
 		}
-		err := fmt.Errorf("%w: the secret is not the credential's; the session is spent, start again", ErrActivationFailed)
-		s.cfg.Logger.WarnContext(ctx, "TPM attestation refused", "pool", sess.Pool, "ek_sha256", sess.EKSHA256, "error", err)
-		s.observe(sess.Pool, MethodTPM, err, start)
+		s.cfg.Logger.WarnContext(ctx, "TPM session refused", "pool", pool, "error", err)
+		s.observe(pool, MethodTPM, err, start)
 		return nil, err
 	}
 	subject := "tpm:" + sess.EKSHA256
@@ -393,6 +374,42 @@ func (s *Service) FinishTPM(ctx context.Context, req tpmwire.FinishRequest) (*Re
 		return nil, fmt.Errorf("%w (%v)", ErrSessionInvalid, err)
 	}
 	return res, err
+}
+
+// tpmSession reads the session req finishes and checks it is outstanding
+// and that req's secret is its credential's; a wrong secret burns it. It
+// returns the session (when it was read) and its hash.
+func (s *Service) tpmSession(ctx context.Context, req tpmwire.FinishRequest) (*store.TPMSession, string, error) {
+	if s.cfg.TPM == nil {
+		return nil, "", fmt.Errorf("%w: method %s is not configured on this CA", ErrUnknownMethod, MethodTPM)
+	}
+	if !validSessionHandle(req.Session) {
+		return nil, "", fmt.Errorf("%w: not a session from %s", ErrSessionInvalid, tpmwire.StartPath)
+	}
+	if len(req.Secret) == 0 || len(req.Secret) > 64 {
+		return nil, "", fmt.Errorf("%w: secret must be 1 to 64 bytes", ErrInvalidRequest)
+	}
+	hash := hashNonce(req.Session)
+	sess, err := s.cfg.Ledger.TPMSession(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, hash, fmt.Errorf("%w: never issued or pruned", ErrSessionInvalid)
+	case err != nil:
+		return nil, hash, fmt.Errorf("%w: %v", ErrLedgerUnavailable, err)
+	case sess.UsedAt != nil:
+		return sess, hash, fmt.Errorf("%w: at %s", ErrSessionUsed, sess.UsedAt.Format(time.RFC3339))
+	case !s.cfg.Clock().Before(sess.ExpiresAt):
+		return sess, hash, fmt.Errorf("%w: at %s", ErrSessionExpired, sess.ExpiresAt.Format(time.RFC3339))
+	}
+	sum := sha256.Sum256(req.Secret)
+	want, err := hex.DecodeString(sess.SecretHash)
+	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		if _, berr := s.cfg.Ledger.BurnChallenge(ctx, hash, s.cfg.Clock()); berr != nil {
+			s.cfg.Logger.ErrorContext(ctx, "burning a TPM session", "error", berr)
+		}
+		return sess, hash, fmt.Errorf("%w: the secret is not the credential's (EK sha256 %s); the session is spent, start again", ErrActivationFailed, sess.EKSHA256)
+	}
+	return sess, hash, nil
 }
 
 // sessionHandle is a new session: SessionPrefix and NonceLength

@@ -36,9 +36,6 @@ func (s *Server) tpmFinish(c echo.Context) error {
 	if err := decodeJSONLimit(c, &req, 4<<10); err != nil {
 		return err
 	}
-	if req.Session == "" {
-		return newError(http.StatusBadRequest, "invalid_request", "session and secret are required")
-	}
 	res, err := s.cfg.Enroll.FinishTPM(c.Request().Context(), req)
 	if err != nil {
 		return err
@@ -56,19 +53,15 @@ type tpmEKRequest struct {
 type tpmEKView struct {
 	EKSHA256 string `json:"ek_sha256"`
 	Pool     string `json:"pool"`
-	// WorkerID is the registered name; DerivedID says what the worker is
-	// called when it is empty.
+	// WorkerID is the registered name, else the one derived from the EK
+	// hash.
 	WorkerID  string    `json:"worker_id"`
 	CreatedBy string    `json:"created_by"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func tpmEKViewOf(r *store.TPMEK) tpmEKView {
-	id := r.WorkerID
-	if id == "" {
-		id = enroll.TPMWorkerID(r.EKSHA256)
-	}
-	return tpmEKView{EKSHA256: r.EKSHA256, Pool: r.Pool, WorkerID: id, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt.UTC()}
+	return tpmEKView{EKSHA256: r.EKSHA256, Pool: r.Pool, WorkerID: enroll.RegisteredWorkerID(r), CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt.UTC()}
 }
 
 // registerTPMEK is POST /v1/admin/tpm/eks {ek_sha256, pool, worker_id?}.

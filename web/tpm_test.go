@@ -170,8 +170,15 @@ func TestTPMEnrollEndToEnd(t *testing.T) {
 			t.Fatalf("mTLS with the TPM key: %d %s", r.status, r.body)
 		}
 
-		// Replayed: the session is single use.
+		// Replayed: the session is single use, and the refusal is counted.
 		wantError(t, f.finish(t, res.Session, secret), http.StatusUnauthorized, "tpm_session_used")
+		m := f.do(t, request{method: http.MethodGet, path: "/metrics", plain: true})
+		for _, want := range []string{`workerca_issuance_total{method="tpm",outcome="issued",pool="metal"} 1`,
+			`workerca_issuance_total{method="tpm",outcome="session_refused",pool="metal"} 1`} {
+			if !strings.Contains(string(m.body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
 	})
 }
 

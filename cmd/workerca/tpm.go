@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/workerca/workerca/enroll"
 	"github.com/workerca/workerca/enroll/tpmattest"
+	"github.com/workerca/workerca/enroll/tpmwire"
 )
 
 func tpmCmd(e *env) *cobra.Command {
@@ -75,10 +76,7 @@ certificate or public key (PEM or DER) and computes H. Unregister a TPM with
 			if err != nil {
 				return err
 			}
-			id := row.WorkerID
-			if id == "" {
-				id = enroll.TPMWorkerID(row.EKSHA256)
-			}
+			id := enroll.RegisteredWorkerID(row)
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"ek_sha256": row.EKSHA256, "pool": row.Pool, "worker_id": id})
 			}
@@ -133,22 +131,14 @@ certificate or public key (PEM or DER) and computes H. Unregister a TPM with
 			if asJSON {
 				out := make([]map[string]any, 0, len(rows))
 				for _, r := range rows {
-					id := r.WorkerID
-					if id == "" {
-						id = enroll.TPMWorkerID(r.EKSHA256)
-					}
-					out = append(out, map[string]any{"ek_sha256": r.EKSHA256, "pool": r.Pool, "worker_id": id, "created_by": r.CreatedBy, "created_at": r.CreatedAt.UTC()})
+					out = append(out, map[string]any{"ek_sha256": r.EKSHA256, "pool": r.Pool, "worker_id": enroll.RegisteredWorkerID(&r), "created_by": r.CreatedBy, "created_at": r.CreatedAt.UTC()})
 				}
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "EK SHA-256\tPOOL\tWORKER\tREGISTERED")
 			for _, r := range rows {
-				id := r.WorkerID
-				if id == "" {
-					id = enroll.TPMWorkerID(r.EKSHA256)
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.EKSHA256, r.Pool, id, r.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.EKSHA256, r.Pool, enroll.RegisteredWorkerID(&r), r.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return w.Flush()
 		},
@@ -162,7 +152,7 @@ certificate or public key (PEM or DER) and computes H. Unregister a TPM with
 }
 
 // ekFileHash reads an EK certificate or public key, PEM or DER, and
-// returns its tpmattest.EKPublicHash.
+// returns its tpmwire.EKSHA256.
 func ekFileHash(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -173,10 +163,10 @@ func ekFileHash(path string) (string, error) {
 		der = block.Bytes
 	}
 	if c, err := tpmattest.ParseEKCertificate(der); err == nil {
-		return tpmattest.EKPublicHash(c.Cert.PublicKey)
+		return tpmwire.EKSHA256(c.Cert.PublicKey)
 	}
 	if pub, err := x509.ParsePKIXPublicKey(der); err == nil {
-		return tpmattest.EKPublicHash(pub)
+		return tpmwire.EKSHA256(pub)
 	}
 	return "", errors.New(path + ": neither an EK certificate nor a PKIX public key (PEM or DER)")
 }

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/workerca/workerca/enroll/tpmwire"
 	"github.com/workerca/workerca/internal/errtest"
 	"github.com/workerca/workerca/internal/sharedtestdata"
 	"github.com/workerca/workerca/internal/tpmtest"
@@ -252,10 +253,10 @@ func TestVerifyRealEK(t *testing.T) {
 			}
 
 			if c.wantHash != "" {
-				h, err := EKPublicHash(ek.Cert.PublicKey)
+				h, err := tpmwire.EKSHA256(ek.Cert.PublicKey)
 				checkErr(t, err, nil)
 				if h != c.wantHash {
-					t.Errorf("EKPublicHash = %s, want %s", h, c.wantHash)
+					t.Errorf("EKSHA256 = %s, want %s", h, c.wantHash)
 				}
 			}
 		})
@@ -375,11 +376,11 @@ func TestVerifyTestManufacturerEK(t *testing.T) {
 			_, err = NewEKRoots([]*x509.Certificate{other.Root}, nil).Verify(ek, []*x509.Certificate{m.Root}, at)
 			checkErr(t, err, ErrEKUntrusted)
 
-			h, err := EKPublicHash(pub)
+			h, err := tpmwire.EKSHA256(pub)
 			checkErr(t, err, nil)
 			want := sha256.Sum256(ek.Cert.RawSubjectPublicKeyInfo)
 			if h != hex.EncodeToString(want[:]) {
-				t.Fatalf("EKPublicHash = %s, want sha256 of the certificate's SPKI", h)
+				t.Fatalf("EKSHA256 = %s, want sha256 of the certificate's SPKI", h)
 			}
 		})
 	}
@@ -598,7 +599,7 @@ func TestParseEKCertificateMalformed(t *testing.T) {
 
 // TestParseEKCertificateNoPanic flips every byte and cuts at every length
 // of a real EK certificate and of a tpmtest one; on whatever parses,
-// Verify and EKPublicHash run too. Nothing may panic.
+// Verify and tpmwire.EKSHA256 run too. Nothing may panic.
 func TestParseEKCertificateNoPanic(t *testing.T) {
 	t.Parallel()
 	m := tpmtest.NewManufacturer(t)
@@ -619,7 +620,7 @@ func TestParseEKCertificateNoPanic(t *testing.T) {
 			return
 		}
 		_, _ = roots.Verify(ek, nil, time.Unix(1.9e9, 0))
-		_, _ = EKPublicHash(ek.Cert.PublicKey)
+		_, _ = tpmwire.EKSHA256(ek.Cert.PublicKey)
 	}
 	for _, s := range samples {
 		for i := range s {
@@ -674,10 +675,10 @@ func TestVerifyArguments(t *testing.T) {
 	}
 }
 
-// TestEKPublicHash: known answers come from openssl in TestVerifyRealEK;
+// TestEKSHA256: known answers come from openssl in TestVerifyRealEK;
 // here, keys that are not RSA or ECDSA, or are empty or off the curve,
 // are errors and do not panic.
-func TestEKPublicHash(t *testing.T) {
+func TestEKSHA256(t *testing.T) {
 	t.Parallel()
 	edPub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -706,7 +707,7 @@ func TestEKPublicHash(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h, err := EKPublicHash(tc.pub)
+			h, err := tpmwire.EKSHA256(tc.pub)
 			if tc.ok {
 				checkErr(t, err, nil)
 				if len(h) != 64 || strings.ToLower(h) != h {

@@ -1,8 +1,9 @@
 // Package tpmwire holds the JSON bodies of the two-round TPM 2.0
-// enrollment (POST /v1/enroll/tpm/start and /v1/enroll/tpm/finish),
-// shared by the server and the agent. Binary fields are standard base64
-// (encoding/json's []byte encoding). It imports nothing of ours, so the
-// agent links no server code.
+// enrollment (POST /v1/enroll/tpm/start and /v1/enroll/tpm/finish) and
+// the EK hash that names a TPM (EKSHA256), shared by the server and the
+// agent. Binary fields are standard base64 (encoding/json's []byte
+// encoding). It imports nothing of ours, so the agent links no server
+// code.
 package tpmwire
 
 import "time"
