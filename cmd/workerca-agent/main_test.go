@@ -42,6 +42,13 @@ func cli(ctx context.Context, args ...string) (code int, stdout, stderr string) 
 	return code, out.String(), errOut.String()
 }
 
+// cliTPM runs the agent in-process with the TPM opened by open.
+func cliTPM(t *testing.T, open agent.TPMOpener, args ...string) (code int, stdout, stderr string) {
+	var out, errOut syncbuf.Buffer
+	code = runWith(t.Context(), append([]string{"workerca-agent"}, args...), streams{&out, &errOut}, open)
+	return code, out.String(), errOut.String()
+}
+
 func TestUsage(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

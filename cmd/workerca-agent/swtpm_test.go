@@ -91,20 +91,9 @@ func startSwtpm(t *testing.T) *swtpm {
 // a new TPM key, with the certification the CA checks.
 func TestEnrollSwtpm(t *testing.T) {
 	tpm := startSwtpm(t)
-	ca := devca.StartWith(t, workercaBin, func(cfg map[string]any) {
-		att, _ := cfg["attestation"].(map[string]any)
-		if att == nil {
-			att = map[string]any{}
-		}
-		att["tpm"] = map[string]any{"manufacturer_roots": []string{tpm.Root}, "manufacturer_intermediates": []string{tpm.Issuer}}
-		cfg["attestation"] = att
-		cfg["pools"] = append(cfg["pools"].([]any), map[string]any{"name": "metal", "methods": []string{"tpm"}, "tpm": map[string]any{"ek": "certificate"}})
-	})
-	cli := func(args ...string) (int, string, string) {
-		var out, errOut syncbuf.Buffer
-		code := runWith(t.Context(), append([]string{"workerca-agent"}, args...), streams{&out, &errOut}, agent.OpenTPM)
-		return code, out.String(), errOut.String()
-	}
+	ca := devca.StartWith(t, workercaBin, devca.TPMPool([]string{tpm.Root}, []string{tpm.Issuer},
+		map[string]any{"name": "metal", "methods": []string{"tpm"}, "tpm": map[string]any{"ek": "certificate"}}))
+	cli := func(args ...string) (int, string, string) { return cliTPM(t, agent.OpenTPM, args...) }
 
 	code, stdout, stderr := cli("tpm", "ek", "--tpm-device", tpm.Socket, "--json")
 	var ek struct {

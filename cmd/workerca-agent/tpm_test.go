@@ -11,7 +11,6 @@ import (
 
 	"github.com/workerca/workerca/enroll/agent"
 	"github.com/workerca/workerca/internal/devca"
-	"github.com/workerca/workerca/internal/syncbuf"
 	"github.com/workerca/workerca/internal/tpmtest"
 )
 
@@ -20,13 +19,6 @@ import (
 func simulatorTPM(t *testing.T) agent.TPMOpener {
 	t.Helper()
 	return tpmtest.Opener(tpmtest.OpenSimulator(t))
-}
-
-// cliTPM runs the agent in-process with the TPM opened by open.
-func cliTPM(t *testing.T, open agent.TPMOpener, args ...string) (code int, stdout, stderr string) {
-	var out, errOut syncbuf.Buffer
-	code = runWith(t.Context(), append([]string{"workerca-agent"}, args...), streams{&out, &errOut}, open)
-	return code, out.String(), errOut.String()
 }
 
 // TestTPMEK prints the hash an operator registers: the SHA-256 of the RSA
@@ -62,16 +54,8 @@ func TestTPMEK(t *testing.T) {
 func TestEnrollTPMCommand(t *testing.T) {
 	open := simulatorTPM(t)
 	m := tpmtest.NewManufacturer(t)
-	rootFile := m.WriteRoot(t, t.TempDir())
-	ca := devca.StartWith(t, workercaBin, func(cfg map[string]any) {
-		att, _ := cfg["attestation"].(map[string]any)
-		if att == nil {
-			att = map[string]any{}
-		}
-		att["tpm"] = map[string]any{"manufacturer_roots": []string{rootFile}}
-		cfg["attestation"] = att
-		cfg["pools"] = append(cfg["pools"].([]any), map[string]any{"name": "metal", "methods": []string{"tpm"}})
-	})
+	ca := devca.StartWith(t, workercaBin, devca.TPMPool([]string{m.WriteRoot(t, t.TempDir())}, nil,
+		map[string]any{"name": "metal", "methods": []string{"tpm"}}))
 	ek, err := agent.ReadEndorsementKey(t.Context(), agent.TPM{Open: open})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/workerca/workerca/ca"
+	"github.com/workerca/workerca/enroll/agent"
 )
 
 // devTrustDomain is the trust domain of `workerca dev` hierarchies.
@@ -110,6 +109,5 @@ func rootPin(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(certs[0].RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return agent.SPKIPin(certs[0]), nil
 }

@@ -34,9 +34,10 @@ func TestEnrollShDash(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "ca")
 	srv := startServer(t, devBanner, "dev", "--dir", dir, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	root := readCerts(t, filepath.Join(dir, fileRootCert))[0]
-	sum := sha256.Sum256(root.RawSubjectPublicKeyInfo)
-	pin := "sha256:" + hex.EncodeToString(sum[:])
+	pin, err := rootPin(filepath.Join(dir, fileRootCert)) // what `workerca dev` prints
+	if err != nil {
+		t.Fatal(err)
+	}
 	caURL := "https://" + srv.https
 	host := t.TempDir()
 	out := filepath.Join(host, "etc", "workerca")

@@ -48,6 +48,13 @@ func requireMode(t *testing.T, path string, want os.FileMode) {
 	}
 }
 
+func requireNoFile(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s exists (stat: %v)", filepath.Base(path), err)
+	}
+}
+
 func TestEnrollToken(t *testing.T) {
 	t.Parallel()
 	ca := devca.Start(t, workercaBin, nil)
@@ -125,6 +132,42 @@ func TestEnrollToken(t *testing.T) {
 		_, err := newAgent(t, ca, agent.Config{TokenFile: ca.Token(t, "host-03")}).Enroll(t.Context())
 		if !errors.Is(err, agent.ErrNoTrust) || !errors.Is(err, agent.ErrPermanent) {
 			t.Fatalf("Enroll without pin or bundle: %v, want ErrNoTrust", err)
+		}
+	})
+
+	// A crash between the renames of an install leaves the new chain with
+	// the old key.pem and the new key in key.pem.next (docs/agent.md,
+	// Files): the next load completes the install, so Renew presents the
+	// new certificate with its key.
+	t.Run("ok/renew-completes-an-interrupted-install", func(t *testing.T) {
+		a := newAgent(t, ca, agent.Config{Pin: pin, TokenFile: ca.Token(t, "host-crash")})
+		if _, err := a.Enroll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		b := newAgent(t, ca, agent.Config{Pin: pin, TokenFile: ca.Token(t, "host-crash")})
+		next, err := b.Enroll(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for from, to := range map[string]string{agent.FileKey: "key.pem.next", agent.FileChain: agent.FileChain, agent.FileCert: agent.FileCert} {
+			data, err := os.ReadFile(filepath.Join(b.Dir(), from))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(a.Dir(), to), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := a.Renew(t.Context()); err != nil {
+			t.Fatalf("Renew after an interrupted install: %v", err)
+		}
+		requireNoFile(t, filepath.Join(a.Dir(), "key.pem.next"))
+		tc, err := agent.LoadCertificate(a.Dir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.Leaf.Equal(next.Leaf) || tc.Leaf.URIs[0].String() != next.SPIFFEID() {
+			t.Errorf("after Renew: %s serial %x, want a renewal of %s serial %x", tc.Leaf.URIs[0], tc.Leaf.SerialNumber, next.SPIFFEID(), next.Leaf.SerialNumber)
 		}
 	})
 

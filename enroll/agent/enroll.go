@@ -12,11 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/workerca/workerca/enroll/tpmwire"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/workerca/workerca/enroll/tpmwire"
 )
 
 // Certificate describes the certificate the agent holds after Enroll or

@@ -177,8 +177,7 @@ func (a *Agent) load() (*tls.Certificate, error) {
 	if err2 != nil {
 		return nil, err
 	}
-	lo := loadOptions{open: OpenTPM}
-	o(&lo)
+	lo := loadOptions{open: a.cfg.TPM.Open}
 	for _, f := range []struct{ next, name string }{{fileKeyNext, FileKey}, {fileTPMKeyNext, FileTPMKey}} {
 		next := filepath.Join(a.cfg.Dir, f.next)
 		keyData, err3 := os.ReadFile(next)

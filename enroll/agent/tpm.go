@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -269,22 +268,13 @@ func endorsementKey(ctx context.Context, t *tpm.TPM) (*EndorsementKey, error) {
 		if _, ok := ek.Public().(*rsa.PublicKey); !ok {
 			continue
 		}
-		sum, err := ekSHA256(ek.Public())
+		sum, err := tpmwire.EKSHA256(ek.Public())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("agent: %w", err)
 		}
 		return &EndorsementKey{Public: ek.Public(), SHA256: sum, Certificate: ek.Certificate()}, nil
 	}
 	return nil, errors.New("agent: the TPM has no RSA endorsement key")
-}
-
-func ekSHA256(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("agent: EK public key: %w", err)
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 // wireEK is what the first round sends for ek: the certificate from
@@ -338,24 +328,45 @@ func attestationKey(ctx context.Context, t *tpm.TPM) (*tpm.AK, error) {
 	return ak, nil
 }
 
-// newTPMKey makes a P-256 key in t, certified by the AK (TPM2_Certify),
-// and returns its signer and the library's handle on it.
-func (a *Agent) newTPMKey(ctx context.Context, t *tpm.TPM, ref tpmKeyRef) (*tpmSigner, *tpm.Key, error) {
+// newTPMKey makes a P-256 key in t, certified by the AK ref names
+// (TPM2_Certify), and a PEM CSR signed by it: what both the enrollment's
+// first round and a renewal send. On error the key is already deleted.
+func (a *Agent) newTPMKey(ctx context.Context, t *tpm.TPM, ref tpmKeyRef) (*tpmSigner, []byte, tpmwire.Certify, error) {
 	name, err := tpmKeyName(a.cfg.Rand)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, tpmwire.Certify{}, err
 	}
 	k, err := t.AttestKey(ctx, ref.AK, name, tpm.AttestKeyConfig{Algorithm: "ECDSA", Size: 256})
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: making a key in the TPM: %w", err)
+		return nil, nil, tpmwire.Certify{}, fmt.Errorf("agent: making a key in the TPM: %w", err)
 	}
 	ref.Key = name
+	key := &tpmSigner{ref: ref}
+	csr, certify, err := a.certifyTPMKey(ctx, k, key)
+	if err != nil {
+		a.dropTPMKey(ctx, key)
+		return nil, nil, tpmwire.Certify{}, err
+	}
+	return key, csr, certify, nil
+}
+
+// certifyTPMKey sets key's signer to k's, and returns a CSR signed by it
+// and k's certification by the AK.
+func (a *Agent) certifyTPMKey(ctx context.Context, k *tpm.Key, key *tpmSigner) ([]byte, tpmwire.Certify, error) {
 	s, err := k.Signer(ctx)
 	if err != nil {
-		a.dropTPMKey(ctx, &tpmSigner{ref: ref})
-		return nil, nil, fmt.Errorf("agent: TPM key %q: %w", name, err)
+		return nil, tpmwire.Certify{}, fmt.Errorf("agent: TPM key %q: %w", key.ref.Key, err)
 	}
-	return &tpmSigner{Signer: s, ref: ref}, k, nil
+	key.Signer = s
+	cp, err := k.CertificationParameters(ctx)
+	if err != nil {
+		return nil, tpmwire.Certify{}, fmt.Errorf("agent: TPM key certification: %w", err)
+	}
+	csr, err := a.csrFor(key)
+	if err != nil {
+		return nil, tpmwire.Certify{}, err
+	}
+	return csr, tpmwire.Certify{Public: cp.Public, Attest: cp.CreateAttestation, Signature: cp.CreateSignature}, nil
 }
 
 // dropTPMKey deletes key from its TPM store when it is a TPM key: a key

@@ -20,18 +20,8 @@ import (
 // that chains to it.
 func startTPMDevCA(t *testing.T, m *tpmtest.Manufacturer) *devca.CA {
 	t.Helper()
-	rootFile := m.WriteRoot(t, t.TempDir())
-	return devca.StartWith(t, workercaBin, func(cfg map[string]any) {
-		att, _ := cfg["attestation"].(map[string]any)
-		if att == nil {
-			att = map[string]any{}
-		}
-		att["tpm"] = map[string]any{"manufacturer_roots": []string{rootFile}}
-		cfg["attestation"] = att
-		cfg["pools"] = append(cfg["pools"].([]any), map[string]any{
-			"name": "metal", "methods": []string{"tpm"}, "tpm": map[string]any{"ek": "any"},
-		})
-	})
+	return devca.StartWith(t, workercaBin, devca.TPMPool([]string{m.WriteRoot(t, t.TempDir())}, nil,
+		map[string]any{"name": "metal", "methods": []string{"tpm"}, "tpm": map[string]any{"ek": "any"}}))
 }
 
 // TestEnrollTPMEndToEnd enrolls the simulator's TPM with a real CA: the EK

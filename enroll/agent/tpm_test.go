@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"github.com/workerca/workerca/internal/tpmtest"
 	"io"
 	"math/big"
 	"net"
@@ -40,6 +39,7 @@ import (
 	"github.com/workerca/workerca/enroll/agent"
 	"github.com/workerca/workerca/enroll/tpmwire"
 	"github.com/workerca/workerca/internal/apierror"
+	"github.com/workerca/workerca/internal/tpmtest"
 	"github.com/workerca/workerca/workertls"
 )
 
@@ -209,31 +209,12 @@ func checkStart(req tpmwire.StartRequest) (crypto.PublicKey, []byte, *attest.Enc
 	}
 	ap := attest.AttestationParameters{Public: req.AK.Public, CreateData: req.AK.CreateData,
 		CreateAttestation: req.AK.CreateAttestation, CreateSignature: req.AK.CreateSignature}
-	akPub, err := attest.ParseAKPublic(attest.TPMVersion20, ap.Public)
+	csr, err := parseCSR(req.CSR)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cp := attest.CertificationParameters{Public: req.Certify.Public, CreateAttestation: req.Certify.Attest, CreateSignature: req.Certify.Signature}
-	if err := cp.Verify(attest.VerifyOpts{Public: akPub.Public, Hash: akPub.Hash}); err != nil {
+	if err := verifyCertify(ap.Public, &req.Certify, csr.PublicKey); err != nil {
 		return nil, nil, nil, err
-	}
-	keyPub, err := attest.ParseAKPublic(attest.TPMVersion20, cp.Public) // any TPMT_PUBLIC
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	blk, _ := pem.Decode([]byte(req.CSR))
-	if blk == nil {
-		return nil, nil, nil, errors.New("CSR is not PEM")
-	}
-	csr, err := x509.ParseCertificateRequest(blk.Bytes)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, nil, nil, err
-	}
-	if !csr.PublicKey.(*ecdsa.PublicKey).Equal(keyPub.Public) {
-		return nil, nil, nil, errors.New("the CSR's key is not the certified key")
 	}
 	// Generate checks the AK: a restricted signing key made in the TPM
 	// (its creation data and certification by itself).
@@ -311,10 +292,9 @@ func (c *tpmCA) renew(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, 400, "malformed", err.Error())
 		return
 	}
-	blk, _ := pem.Decode([]byte(req.CSR))
-	csr, err := x509.ParseCertificateRequest(blk.Bytes)
-	if err != nil || csr.CheckSignature() != nil {
-		c.fail(w, 400, "csr_invalid", "bad CSR")
+	csr, err := parseCSR(req.CSR)
+	if err != nil {
+		c.fail(w, 400, "csr_invalid", err.Error())
 		return
 	}
 	// As the CA does: the new key is certified by the enrollment's AK.
@@ -389,13 +369,6 @@ func readKeyRef(t *testing.T, dir string) keyRef {
 func storeKeys(t *testing.T, dir string) []string {
 	t.Helper()
 	return storage.NewDirstore(filepath.Join(dir, agent.DirTPMStore)).ListKeyNames()
-}
-
-func requireNoFile(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s exists (stat: %v)", filepath.Base(path), err)
-	}
 }
 
 var keyNameRE = regexp.MustCompile(`^workerca-[0-9a-f]{16}$`)
@@ -556,10 +529,10 @@ func TestEnrollTPMEKCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	maker := newTestCA(t, "test TPM manufacturer")
-	ekFile := filepath.Join(t.TempDir(), "ek.crt")
-	ekCert := maker.issue(t, &x509.Certificate{KeyUsage: x509.KeyUsageKeyEncipherment}, ek.Public)
-	if err := os.WriteFile(ekFile, ekCert.Raw, 0o644); err != nil {
+	maker := tpmtest.NewManufacturer(t)
+	ekCert := maker.EKCertificate(t, ek.Public)
+	ekFile := filepath.Join(t.TempDir(), "ek.der")
+	if err := os.WriteFile(ekFile, ekCert, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -568,15 +541,14 @@ func TestEnrollTPMEKCertificate(t *testing.T) {
 		if _, err := a.Enroll(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if start := ca.lastStart(); !bytes.Equal(start.EK.Certificate, ekCert.Raw) || start.EK.Public != nil {
+		if start := ca.lastStart(); !bytes.Equal(start.EK.Certificate, ekCert) || start.EK.Public != nil {
 			t.Error("the start request does not carry exactly the EK certificate")
 		}
 	})
 	t.Run("fail/ek-certificate-of-another-tpm", func(t *testing.T) {
 		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		wrong := filepath.Join(t.TempDir(), "other.pem")
-		c := maker.issue(t, &x509.Certificate{}, other.Public())
-		_ = os.WriteFile(wrong, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644)
+		_ = os.WriteFile(wrong, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: maker.EKCertificate(t, other.Public())}), 0o644)
 		dir := filepath.Join(t.TempDir(), "w")
 		a := tpmAgent(t, ca, open, dir, func(c *agent.Config) { c.TPM.EKCertificateFile = wrong })
 		_, err := a.Enroll(t.Context())
@@ -685,15 +657,27 @@ func publicEqual(a, b crypto.PublicKey) bool {
 
 func mustCSRKey(t *testing.T, csrPEM string) crypto.PublicKey {
 	t.Helper()
-	blk, _ := pem.Decode([]byte(csrPEM))
-	if blk == nil {
-		t.Fatal("CSR is not PEM")
-	}
-	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	csr, err := parseCSR(csrPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return csr.PublicKey
+}
+
+// parseCSR parses a PEM CSR and checks its signature.
+func parseCSR(csrPEM string) (*x509.CertificateRequest, error) {
+	blk, _ := pem.Decode([]byte(csrPEM))
+	if blk == nil {
+		return nil, errors.New("CSR is not PEM")
+	}
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, err
+	}
+	return csr, nil
 }
 
 // verifyCertify checks with go-attestation that certify is TPM2_Certify,

@@ -46,25 +46,15 @@ func (a *Agent) startTPM(ctx context.Context, t *tpm.TPM) (*tpmStart, error) {
 		return nil, permanent(fmt.Errorf("agent: TPM attestation key: %w", err),
 			"if the TPM was cleared, the AK kept in "+DirTPMStore+"/ is no longer usable: remove that directory and enroll again")
 	}
-	key, k, err := a.newTPMKey(ctx, t, tpmKeyRef{Device: a.cfg.TPM.Device, Store: DirTPMStore, AK: ak.Name()})
+	key, csr, certify, err := a.newTPMKey(ctx, t, tpmKeyRef{Device: a.cfg.TPM.Device, Store: DirTPMStore, AK: ak.Name()})
 	if err != nil {
 		return nil, permanent(err, tpmAdvice)
-	}
-	cp, err := k.CertificationParameters(ctx)
-	if err != nil {
-		a.dropTPMKey(ctx, key)
-		return nil, permanent(fmt.Errorf("agent: TPM key certification: %w", err), tpmAdvice)
-	}
-	csr, err := a.csrFor(key)
-	if err != nil {
-		a.dropTPMKey(ctx, key)
-		return nil, err
 	}
 	return &tpmStart{
 		req: tpmwire.StartRequest{
 			Pool: a.cfg.Pool, CSR: string(csr), EK: wek,
 			AK:      tpmwire.AK{Public: ap.Public, CreateData: ap.CreateData, CreateAttestation: ap.CreateAttestation, CreateSignature: ap.CreateSignature},
-			Certify: tpmwire.Certify{Public: cp.Public, Attest: cp.CreateAttestation, Signature: cp.CreateSignature},
+			Certify: certify,
 		},
 		ak: ak, key: key,
 	}, nil
@@ -128,21 +118,11 @@ func (a *Agent) renewTPMKey(ctx context.Context, cur *tpmSigner) (crypto.Signer,
 	if err != nil {
 		return nil, nil, nil, permanent(err, tpmAdvice)
 	}
-	key, k, err := a.newTPMKey(ctx, t, cur.ref)
+	key, csr, certify, err := a.newTPMKey(ctx, t, cur.ref)
 	if err != nil {
 		return nil, nil, nil, permanent(err, tpmAdvice)
 	}
-	p, err := k.CertificationParameters(ctx)
-	if err != nil {
-		a.dropTPMKey(ctx, key)
-		return nil, nil, nil, fmt.Errorf("agent: certification of the new TPM key: %w", err)
-	}
-	csr, err := a.csrFor(key)
-	if err != nil {
-		a.dropTPMKey(ctx, key)
-		return nil, nil, nil, err
-	}
-	return key, csr, &tpmwire.Certify{Public: p.Public, Attest: p.CreateAttestation, Signature: p.CreateSignature}, nil
+	return key, csr, &certify, nil
 }
 
 // csrFor makes a PEM CSR signed by key, with no names (the CA takes the

@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerca/workerca/ca"
 	"github.com/workerca/workerca/internal/syncbuf"
 )
 
@@ -140,7 +140,11 @@ func StartWith(t testing.TB, bin string, edit func(cfg map[string]any)) *CA {
 		}
 	})
 	c.srv, c.URL, c.HTTPURL = c.serve(t, "127.0.0.1:0", "127.0.0.1:0")
-	c.Root = readCert(t, filepath.Join(dir, "root.crt"))
+	roots, err := ca.ReadCertificates(filepath.Join(dir, "root.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Root = roots[0]
 	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -212,21 +216,24 @@ func (c *CA) serve(t testing.TB, addr, httpAddr string) (*server, string, string
 	}
 }
 
-func readCert(t testing.TB, path string) *x509.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+// TPMPool is a StartWith edit for method tpm: TPM attestation trusting
+// the EK certificates of the manufacturer roots (PEM files, with
+// intermediates, if any), and pool (a pools[] entry, e.g. {"name":
+// "metal", "methods": ["tpm"]}) added after the default pool.
+func TPMPool(roots, intermediates []string, pool map[string]any) func(cfg map[string]any) {
+	return func(cfg map[string]any) {
+		att, _ := cfg["attestation"].(map[string]any)
+		if att == nil {
+			att = map[string]any{}
+		}
+		tpm := map[string]any{"manufacturer_roots": roots}
+		if len(intermediates) > 0 {
+			tpm["manufacturer_intermediates"] = intermediates
+		}
+		att["tpm"] = tpm
+		cfg["attestation"] = att
+		cfg["pools"] = append(cfg["pools"].([]any), pool)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM", path)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // Client is an HTTPS client trusting only the CA's root.
