@@ -86,9 +86,12 @@ func ParseReceipt(compact string, keys jose.JSONWebKeySet) (*Receipt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	raw, err := verifyWithSet(obj, keys)
+	if len(obj.Signatures) != 1 {
+		return nil, fmt.Errorf("%w: want one signature", ErrMalformed)
+	}
+	raw, err := ca.VerifyWithKeySet(obj, keys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	var r Receipt
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -103,28 +106,4 @@ func ParseReceipt(compact string, keys jose.JSONWebKeySet) (*Receipt, error) {
 		return nil, fmt.Errorf("%w: receipt lacks serial, registered_at or expires_at", ErrMalformed)
 	}
 	return &r, nil
-}
-
-// verifyWithSet verifies obj with a key of keys (the one its kid names,
-// or one without a kid), with that key's one algorithm.
-func verifyWithSet(obj *jose.JSONWebSignature, keys jose.JSONWebKeySet) ([]byte, error) {
-	if len(obj.Signatures) != 1 {
-		return nil, fmt.Errorf("%w: want one signature", ErrMalformed)
-	}
-	h := obj.Signatures[0].Header
-	for _, k := range keys.Keys {
-		// A key with a kid verifies only JWS naming it; one without may
-		// verify any.
-		if k.KeyID != "" && h.KeyID != "" && k.KeyID != h.KeyID {
-			continue
-		}
-		alg, err := ca.JOSEAlgorithm(k.Key)
-		if err != nil || string(alg) != h.Algorithm {
-			continue
-		}
-		if raw, err := obj.Verify(k.Key); err == nil {
-			return raw, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: no trusted key verifies it", ErrBadSignature)
 }

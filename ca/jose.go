@@ -81,3 +81,29 @@ func (s *JOSESigner) SignCompact(payload []byte) (string, error) {
 	}
 	return obj.CompactSerialize()
 }
+
+// VerifyWithKeySet verifies obj, which must carry one signature, with a
+// key of keys and returns its payload. A key with a kid verifies only a
+// JWS naming that kid (a key without one may verify any), and only with
+// the key's one algorithm (JOSEAlgorithm), so a JWS cannot pick a weaker
+// algorithm for a key. The error says why nothing verified; callers wrap
+// it in their own kind.
+func VerifyWithKeySet(obj *jose.JSONWebSignature, keys jose.JSONWebKeySet) ([]byte, error) {
+	if len(obj.Signatures) != 1 {
+		return nil, fmt.Errorf("want one signature, got %d", len(obj.Signatures))
+	}
+	h := obj.Signatures[0].Header
+	for _, k := range keys.Keys {
+		if k.KeyID != "" && h.KeyID != "" && k.KeyID != h.KeyID {
+			continue
+		}
+		alg, err := JOSEAlgorithm(k.Key)
+		if err != nil || string(alg) != h.Algorithm {
+			continue
+		}
+		if payload, err := obj.Verify(k.Key); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("no trusted key verifies it (kid %q, alg %s)", h.KeyID, h.Algorithm)
+}

@@ -154,24 +154,9 @@ func ParseStatus(compact string, keys jose.JSONWebKeySet) (*status.Answer, error
 	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !strings.EqualFold(typ, status.MediaType) {
 		return nil, bad("typ %q is not %s", typ, status.MediaType)
 	}
-	var payload []byte
-	for _, k := range keys.Keys {
-		// As for receipts: a key with a kid verifies only JWS naming it;
-		// one without may verify any.
-		if k.KeyID != "" && hdr.KeyID != "" && k.KeyID != hdr.KeyID {
-			continue
-		}
-		alg, err := ca.JOSEAlgorithm(k.Key)
-		if err != nil || string(alg) != hdr.Algorithm {
-			continue
-		}
-		if payload, err = obj.Verify(k.Key); err == nil {
-			break
-		}
-		payload = nil
-	}
-	if payload == nil {
-		return nil, bad("no status key verifies it (kid %q, alg %s)", hdr.KeyID, hdr.Algorithm)
+	payload, err := ca.VerifyWithKeySet(obj, keys)
+	if err != nil {
+		return nil, bad("%v", err)
 	}
 	var st status.Answer
 	dec := json.NewDecoder(bytes.NewReader(payload))
